@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memory.c - 4 KiB-aligned, zeroed memory for page-cache pages and DIO buffers, placed on a NUMA
+ * node when the machine has several (libnuma: numa_alloc_onnode(3), an mmap(2) + mbind(2)).
+ *
+ * Which allocator serves a block is decided once per process, from how many nodes libnuma sees,
+ * so emu_mem_free knows how to release a pointer from its size alone: with several nodes every
+ * block comes from libnuma (numa_alloc_onnode for a node, numa_alloc for "anywhere"), with one
+ * node every block comes from aligned_alloc(3).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <numa.h>
+
+#include "internal.h"
+
+static pthread_once_t s_nodes_once = PTHREAD_ONCE_INIT;
+static int32_t s_node_count = 1;  /* I: set once by probe_nodes */
+
+static void probe_nodes(void)
+{
+	if (numa_available() >= 0 && numa_num_configured_nodes() > 1)
+		s_node_count = numa_num_configured_nodes();
+}
+
+static int32_t node_count(void)
+{
+	pthread_once(&s_nodes_once, probe_nodes);
+	return s_node_count;
+}
+
+static int round_size(uint64_t size, size_t *rounded)
+{
+	if (size == 0 || size > SIZE_MAX - (EMU_PAGE_SIZE - 1))
+		return -EINVAL;
+	*rounded = (size_t)((size + EMU_PAGE_SIZE - 1) & ~(uint64_t)(EMU_PAGE_SIZE - 1));
+	return 0;
+}
+
+/*
+ * numa_alloc_onnode(3) on a node with memory, numa_alloc(3) for node < 0, when libnuma sees
+ * several nodes; aligned_alloc(3) + memset otherwise. -EINVAL for size 0 or, on a multi-node
+ * machine, a node without memory (libnuma would print a warning and bind nowhere).
+ */
+EMU_EXPORT int32_t emu_mem_alloc(uint64_t size, int32_t node, void **out)
+{
+	size_t rounded;
+	void *p;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	ret = round_size(size, &rounded);
+	if (ret)
+		return ret;
+
+	if (node_count() > 1) {
+		if (node >= 0) {
+			if (node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+				return -EINVAL;
+			p = numa_alloc_onnode(rounded, node);
+		} else {
+			p = numa_alloc(rounded);
+		}
+		/* Both are fresh anonymous mappings: page-aligned and already zero. */
+		if (!p)
+			return -ENOMEM;
+	} else {
+		p = aligned_alloc(EMU_PAGE_SIZE, rounded);
+		if (!p)
+			return -ENOMEM;
+		memset(p, 0, rounded);
+	}
+	*out = p;
+	return 0;
+}
+
+/* numa_free(3) or free(3), matching emu_mem_alloc. */
+EMU_EXPORT int32_t emu_mem_free(void *ptr, uint64_t size)
+{
+	size_t rounded;
+	int ret;
+
+	if (!ptr)
+		return -EINVAL;
+	ret = round_size(size, &rounded);
+	if (ret)
+		return ret;
+	if (node_count() > 1)
+		numa_free(ptr, rounded);
+	else
+		free(ptr);
+	return 0;
+}
+
+/* Nodes libnuma sees (numa_available(3), numa_num_configured_nodes(3)); 1 without NUMA support. */
+EMU_EXPORT int32_t emu_mem_node_count(int32_t *count)
+{
+	if (!count)
+		return -EINVAL;
+	*count = node_count();
+	return 0;
+}

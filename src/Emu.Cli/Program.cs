@@ -1,0 +1,1 @@
+return Emu.Cli.EmuApp.Run(args);
