@@ -13,6 +13,7 @@ public static class Errno
     public const int ENOENT = 2;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
+    public const int EACCES = 13;
     public const int ENOTBLK = 15;
     public const int EBUSY = 16;
     public const int EISDIR = 21;

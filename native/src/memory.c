@@ -7,7 +7,11 @@
  * so emu_mem_free knows how to release a pointer from its size alone: with several nodes every
  * block comes from libnuma (numa_alloc_onnode for a node, numa_alloc for "anywhere"), with one
  * node every block comes from aligned_alloc(3).
+ *
+ * libnuma is loaded with dlopen(3) rather than linked: the published tarball then runs on servers
+ * without libnuma installed (as one node), and liburing can be linked in statically beside it.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,13 +19,39 @@
 
 #include "internal.h"
 
+/* The libnuma entry points used here; I: set once by probe_nodes. */
+static struct {
+	__typeof__(&numa_available) available;
+	__typeof__(&numa_num_configured_nodes) num_configured_nodes;
+	__typeof__(&numa_max_node) max_node;
+	__typeof__(&numa_node_size64) node_size64;
+	__typeof__(&numa_alloc_onnode) alloc_onnode;
+	__typeof__(&numa_alloc) alloc;
+	__typeof__(&numa_free) free;
+} s_numa;
+
 static pthread_once_t s_nodes_once = PTHREAD_ONCE_INIT;
 static int32_t s_node_count = 1;  /* I: set once by probe_nodes */
 
+/* dlopen(3) libnuma.so.1 and dlsym(3) what memory.c calls; one node when any of it is missing. */
 static void probe_nodes(void)
 {
-	if (numa_available() >= 0 && numa_num_configured_nodes() > 1)
-		s_node_count = numa_num_configured_nodes();
+	void *lib = dlopen("libnuma.so.1", RTLD_NOW | RTLD_LOCAL);
+
+	if (!lib)
+		return;
+	s_numa.available = (__typeof__(s_numa.available))dlsym(lib, "numa_available");
+	s_numa.num_configured_nodes = (__typeof__(s_numa.num_configured_nodes))dlsym(lib, "numa_num_configured_nodes");
+	s_numa.max_node = (__typeof__(s_numa.max_node))dlsym(lib, "numa_max_node");
+	s_numa.node_size64 = (__typeof__(s_numa.node_size64))dlsym(lib, "numa_node_size64");
+	s_numa.alloc_onnode = (__typeof__(s_numa.alloc_onnode))dlsym(lib, "numa_alloc_onnode");
+	s_numa.alloc = (__typeof__(s_numa.alloc))dlsym(lib, "numa_alloc");
+	s_numa.free = (__typeof__(s_numa.free))dlsym(lib, "numa_free");
+	if (!s_numa.available || !s_numa.num_configured_nodes || !s_numa.max_node || !s_numa.node_size64 ||
+	    !s_numa.alloc_onnode || !s_numa.alloc || !s_numa.free)
+		return;
+	if (s_numa.available() >= 0 && s_numa.num_configured_nodes() > 1)
+		s_node_count = s_numa.num_configured_nodes();
 }
 
 static int32_t node_count(void)
@@ -57,11 +87,11 @@ EMU_EXPORT int32_t emu_mem_alloc(uint64_t size, int32_t node, void **out)
 
 	if (node_count() > 1) {
 		if (node >= 0) {
-			if (node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+			if (node > s_numa.max_node() || s_numa.node_size64(node, NULL) <= 0)
 				return -EINVAL;
-			p = numa_alloc_onnode(rounded, node);
+			p = s_numa.alloc_onnode(rounded, node);
 		} else {
-			p = numa_alloc(rounded);
+			p = s_numa.alloc(rounded);
 		}
 		/* Both are fresh anonymous mappings: page-aligned and already zero. */
 		if (!p)
@@ -88,7 +118,7 @@ EMU_EXPORT int32_t emu_mem_free(void *ptr, uint64_t size)
 	if (ret)
 		return ret;
 	if (node_count() > 1)
-		numa_free(ptr, rounded);
+		s_numa.free(ptr, rounded);
 	else
 		free(ptr);
 	return 0;

@@ -86,11 +86,12 @@ internal static class BlkCommand
         {
             throw new UsageException(e.Errno switch
             {
-                -2 => $"{path} does not exist; create it first (e.g. fallocate -l 1G {path}) or name an existing file or block device",
-                -21 => $"{path} is a directory; --filename needs a file or a block device",
-                -22 => $"{path} is on a filesystem that refuses O_DIRECT (tmpfs?); use a file on a disk-backed filesystem such as ext4 or xfs",
-                -27 => $"{path} is smaller than --size {SizeParser.Format(size ?? 0)}; grow it (fallocate -l {size} {path}) or lower --size",
-                -13 => $"{path}: permission denied",
+                Errno.ENOENT => $"{path} does not exist; create it first (e.g. fallocate -l 1G {path}) or name an existing file or block device",
+                Errno.EISDIR => $"{path} is a directory; --filename needs a file or a block device",
+                Errno.EINVAL => $"{path} is on a filesystem that refuses O_DIRECT (tmpfs?); use a file on a disk-backed filesystem such as ext4 or xfs",
+                Errno.EFBIG => $"{path} is smaller than --size {SizeParser.Format(size ?? 0)}; grow it (fallocate -l {size} {path}) or lower --size",
+                Errno.EACCES => $"{path}: permission denied",
+                Errno.ENOTBLK => $"{path} is neither a regular file nor a block device",
                 _ => $"cannot open {path}: {e.Message}",
             });
         }
