@@ -1,9 +1,11 @@
-// Mirrors: kernel/printk/printk.c (v4.4), only the part every emulated subsystem needs: printk() into one
-// sink, and the bug counter the reports feed.
+// Mirrors: kernel/printk/printk.c (v4.4), the part every emulated subsystem calls: printk() into one sink,
+// and the bug counter the reports feed.
 //
-// Model: kernel code calls Klog.Printk with one complete line. The sink is process-wide, as the kernel
-// log is; Klog.Sink can be replaced (the hung-task detector installs a ring buffer with timestamps).
-// Differs: no log levels, no timestamps and no console drivers here; a line is a string, written whole.
+// Model: kernel code calls Klog.Printk with one complete line (or several separated by '\n'); reports that span
+// many lines (a BUG with its call trace, a hung-task report, a deadlock report) go through PrintkLines so no
+// other task's line lands in the middle. The sink is process-wide, as the kernel log is; it defaults to an
+// in-memory KernelLog (the ring buffer, KernelLog.cs) and the CLI replaces it with one mirrored to stderr.
+// Differs: no log levels and no console drivers; a line is a string, written whole.
 namespace Emu.Kernel;
 
 /// <summary>Where printk lines go.</summary>
@@ -11,46 +13,16 @@ public interface IKernelLog
 {
     /// <summary>Appends one line (no trailing newline). Called from any task, including irq context.</summary>
     void Printk(string line);
-}
 
-/// <summary>A kernel log that keeps every line and optionally mirrors it to a writer.</summary>
-public sealed class KernelLog : IKernelLog
-{
-    private readonly Lock _lock = new();
-    private readonly List<string> _lines = new(); // L: _lock
-    private readonly TextWriter? _mirror;         // I
-
-    /// <param name="mirror">Receives each line as it is logged (e.g. Console.Error); null for none.</param>
-    public KernelLog(TextWriter? mirror = null) => _mirror = mirror;
-
-    /// <inheritdoc />
-    public void Printk(string line)
+    /// <summary>
+    /// Appends several lines as one block: a sink that can should keep other lines from interleaving.
+    /// The default appends them one by one.
+    /// </summary>
+    void PrintkLines(IReadOnlyList<string> lines)
     {
-        lock (_lock)
+        for (int i = 0; i < lines.Count; i++)
         {
-            _lines.Add(line);
-            _mirror?.WriteLine(line);
-        }
-    }
-
-    /// <summary>A copy of every line logged so far, oldest first.</summary>
-    public string[] Lines
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _lines.ToArray();
-            }
-        }
-    }
-
-    /// <summary>All lines joined with '\n'.</summary>
-    public override string ToString()
-    {
-        lock (_lock)
-        {
-            return string.Join('\n', _lines);
+            Printk(lines[i]);
         }
     }
 }
@@ -71,8 +43,18 @@ public static class Klog
     /// <summary>Number of BUG reports printed so far (scheduling while atomic, locks held at exit, ...).</summary>
     public static long BugsReported => Interlocked.Read(ref s_bugsReported);
 
-    /// <summary>printk(): logs one line.</summary>
+    /// <summary>
+    /// print_tainted() (kernel/panic.c): "Not tainted", or once a BUG was reported (each of which taints the
+    /// kernel with TAINT_WARN, as __schedule_bug does) "Tainted: G        W      ".
+    /// </summary>
+    public static string PrintTainted() =>
+        BugsReported == 0 ? "Not tainted" : "Tainted: G        W      ";
+
+    /// <summary>printk(): logs one line (text containing '\n' is logged as several lines).</summary>
     public static void Printk(string line) => Sink.Printk(line);
+
+    /// <summary>Logs several lines as one block that other tasks' lines do not interleave with.</summary>
+    public static void PrintkLines(IReadOnlyList<string> lines) => Sink.PrintkLines(lines);
 
     /// <summary>
     /// Prints a "BUG: ..." headline followed by the task's call trace and counts it in <see cref="BugsReported"/>.
@@ -80,11 +62,13 @@ public static class Klog
     public static void Bug(string headline, EmuTask? task)
     {
         Interlocked.Increment(ref s_bugsReported);
-        Printk(headline);
+        var lines = new List<string> { headline };
         if (task is not null)
         {
-            DumpStack(task);
+            AppendStack(task, lines);
         }
+
+        PrintkLines(lines);
     }
 
     /// <summary>Counts a BUG whose report was already printed (repeats of the same offence).</summary>
@@ -93,14 +77,22 @@ public static class Klog
     /// <summary>dump_stack() for an emulated task: "Call Trace:" then its shadow stack, innermost first.</summary>
     public static void DumpStack(EmuTask task)
     {
+        var lines = new List<string>();
+        AppendStack(task, lines);
+        PrintkLines(lines);
+    }
+
+    private static void AppendStack(EmuTask task, List<string> lines)
+    {
         if (task == EmuTask.Current)
         {
-            Printk($"CPU: {Thread.GetCurrentProcessorId()} PID: {task.Pid} Comm: {task.Comm}");
+            lines.Add($"CPU: {Thread.GetCurrentProcessorId()} PID: {task.Pid} Comm: {task.Comm}");
         }
-        Printk("Call Trace:");
+
+        lines.Add("Call Trace:");
         foreach (string frame in task.Frames)
         {
-            Printk(" " + frame);
+            lines.Add(" " + frame);
         }
     }
 }

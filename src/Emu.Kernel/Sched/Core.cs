@@ -30,6 +30,43 @@ public static class Sched
     }
 
     /// <summary>
+    /// Installs <paramref name="observer"/> beside the observers already installed (they are called in the order
+    /// they were added). Safe against concurrent <see cref="AddSleepObserver"/> and <see cref="RemoveSleepObserver"/>.
+    /// </summary>
+    public static void AddSleepObserver(ISleepObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        ISleepObserver? current;
+        do
+        {
+            current = Volatile.Read(ref s_sleepObserver);
+        }
+        while (Interlocked.CompareExchange(ref s_sleepObserver, SleepObserverSet.With(current, observer), current) != current);
+    }
+
+    /// <summary>Removes an observer installed with <see cref="AddSleepObserver"/> (or set as <see cref="SleepObserver"/>).</summary>
+    /// <returns>false if it was not installed.</returns>
+    public static bool RemoveSleepObserver(ISleepObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        ISleepObserver? current;
+        ISleepObserver? next;
+        do
+        {
+            current = Volatile.Read(ref s_sleepObserver);
+            if (!SleepObserverSet.Contains(current, observer))
+            {
+                return false;
+            }
+
+            next = SleepObserverSet.Without(current, observer);
+        }
+        while (Interlocked.CompareExchange(ref s_sleepObserver, next, current) != current);
+
+        return true;
+    }
+
+    /// <summary>
     /// Installs the handler <see cref="Point"/> calls (a controlled scheduler or a test probe), or removes it
     /// with null. Production runs with none.
     /// </summary>
