@@ -164,7 +164,7 @@ public sealed class Bio
     /// <summary>bio_io_error(): completes the bio at once with -EIO.</summary>
     public void IoError()
     {
-        BiError = -Errno.EIO;
+        BiError = -KErrno.EIO;
         Endio(this);
     }
 

@@ -103,3 +103,11 @@ public sealed class QueueLimits
     /// <summary>Largest request in bytes.</summary>
     public long MaxBytes => (long)MaxSectors << Blk.SectorShift;
 }
+
+/// <summary>The errno values the block layer itself produces (asm-generic/errno-base.h); bi_error holds their negation.</summary>
+internal static class KErrno
+{
+    internal const int EIO = 5;     // I/O error: device failure, short transfer, injected fault
+    internal const int EAGAIN = 11; // the engine refused an I/O
+    internal const int ENODEV = 19; // the disk is going away
+}

@@ -37,6 +37,7 @@ internal sealed class RadixTree<T>
 
     private readonly Node[] _path = new Node[MaxHeight];   // scratch for Delete/TagClear (callers serialize)
     private readonly int[] _offsets = new int[MaxHeight];  // scratch, as _path
+    private readonly T[] _one = new T[1];                   // scratch for AnyInRange, as _path
     private Node? _root;
     private int _height;     // levels below the root pointer; 0 when empty
     private int _rootTags;   // bit per tag: anything in the tree carries it
@@ -232,6 +233,72 @@ internal sealed class RadixTree<T>
         int found = 0;
         Collect(_root, _height - 1, 0, first, Math.Min(last, MaxIndex(_height)), tag is null ? -1 : (int)tag.Value, results, ref found, ref next);
         return found;
+    }
+
+    /// <summary>Whether any item lies in [first, last].</summary>
+    public bool AnyInRange(long first, long last)
+    {
+        bool any = GangLookup(first, last, null, _one, out _) != 0;
+        _one[0] = null!;
+        return any;
+    }
+
+    /// <summary>
+    /// radix_tree_range_tag_if_tagged(): sets <paramref name="setTag"/> on up to <paramref name="nrToTag"/> items
+    /// in [first, last] that carry <paramref name="ifTag"/>.
+    /// </summary>
+    /// <returns>Items tagged; <paramref name="next"/> is the index to resume from.</returns>
+    public int RangeTagIfTagged(long first, long last, int nrToTag, PageCacheTag ifTag, PageCacheTag setTag, out long next)
+    {
+        next = last == long.MaxValue ? last : last + 1;
+        if (_root is null || first > last || first > MaxIndex(_height) || !Tagged(ifTag))
+        {
+            return 0;
+        }
+
+        int tagged = 0;
+        long resume = next;
+        TagLeaves(_root, _height - 1, 0, first, Math.Min(last, MaxIndex(_height)), (int)ifTag, setTag, nrToTag, ref tagged, ref resume);
+        next = resume;
+        return tagged;
+    }
+
+    private void TagLeaves(Node node, int level, long baseIndex, long first, long last, int ifTag, PageCacheTag setTag, int max, ref int tagged, ref long resume)
+    {
+        int shift = level * MapShift;
+        int start = baseIndex >= first ? 0 : (int)((first - baseIndex) >> shift);
+        int stop = (int)Math.Min(MapMask, (last - baseIndex) >> shift);
+        ulong mask = node.Tags[ifTag] & (ulong.MaxValue << start);
+        if (stop < MapMask)
+        {
+            mask &= (1UL << (stop + 1)) - 1;
+        }
+
+        while (mask != 0)
+        {
+            int offset = BitOperations.TrailingZeroCount(mask);
+            mask &= mask - 1;
+            long childBase = baseIndex + ((long)offset << shift);
+            if (tagged == max)
+            {
+                resume = Math.Max(childBase, first);
+                return;
+            }
+
+            if (level == 0)
+            {
+                TagSet(childBase, setTag);
+                tagged++;
+            }
+            else
+            {
+                TagLeaves((Node)node.Slots[offset]!, level - 1, childBase, first, last, ifTag, setTag, max, ref tagged, ref resume);
+                if (tagged == max && resume <= last)
+                {
+                    return;
+                }
+            }
+        }
     }
 
     private void Collect(Node node, int level, long baseIndex, long first, long last, int tag, Span<T> results, ref int found, ref long next)

@@ -94,7 +94,8 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
     public void Dispose() => Uninstall();
 
     /// <summary>
-    /// Blocks the calling host thread until this detector has reported a deadlock, or the timeout elapses.
+    /// Blocks the calling host thread until this detector has reported a deadlock (and its
+    /// <see cref="DeadlockDetected"/> handlers have run), or the timeout elapses.
     /// Not for emulated tasks (they must sleep through schedule(); use <see cref="DeadlockDetected"/>).
     /// </summary>
     /// <returns>The first deadlock reported, or null on timeout.</returns>
@@ -240,9 +241,23 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
         }
 
         Klog.PrintkLines(report.Lines);
+        RaiseDeadlockDetected(report);
         _firstDetected.Set();
-        DeadlockDetected?.Invoke(report);
         return true;
+    }
+
+    // The handlers run inside schedule(): an exception escaping into the sleeping task would leave its wait
+    // half-done, so it is reported as a BUG instead.
+    private void RaiseDeadlockDetected(DeadlockReport report)
+    {
+        try
+        {
+            DeadlockDetected?.Invoke(report);
+        }
+        catch (Exception e)
+        {
+            Klog.Bug($"BUG: DeadlockDetected handler failed: {e.GetType().Name}: {e.Message}", null);
+        }
     }
 
     // The cycle's edges in wait order, starting with the closing task if known, else with the lowest pid.

@@ -250,6 +250,10 @@ public sealed class HungTaskDetector : IDisposable
                 if (task.State == TaskState.Uninterruptible)
                 {
                     CheckHungTask(task, timeoutMs, now, generation);
+                    if (_didPanic)
+                    {
+                        break; // panic() does not return
+                    }
                 }
             }
 
@@ -301,13 +305,38 @@ public sealed class HungTaskDetector : IDisposable
         }
 
         Interlocked.Increment(ref _reportsEmitted);
-        TaskHung?.Invoke(task, report.Text);
+        Raise(TaskHung, task, report.Text);
         if (_panic)
         {
             const string message = "hung_task: blocked tasks";
             _didPanic = true;
             Klog.Printk("Kernel panic - not syncing: " + message);
-            Panicked?.Invoke(message);
+            Raise(Panicked, message);
+        }
+    }
+
+    // A failing handler is reported as a BUG rather than killing khungtaskd.
+    private static void Raise<T1, T2>(Action<T1, T2>? handler, T1 arg1, T2 arg2)
+    {
+        try
+        {
+            handler?.Invoke(arg1, arg2);
+        }
+        catch (Exception e)
+        {
+            Klog.Bug($"BUG: hung-task handler failed: {e.GetType().Name}: {e.Message}", null);
+        }
+    }
+
+    private static void Raise<T>(Action<T>? handler, T arg)
+    {
+        try
+        {
+            handler?.Invoke(arg);
+        }
+        catch (Exception e)
+        {
+            Klog.Bug($"BUG: hung-task handler failed: {e.GetType().Name}: {e.Message}", null);
         }
     }
 

@@ -20,6 +20,7 @@ public static class Sched
     public const long MaxScheduleTimeout = long.MaxValue;
 
     private static Action<SchedPoint>? s_pointHook;
+    private static Action<SchedPoint, object?>? s_pointDetailHook;
     private static ISleepObserver? s_sleepObserver;
 
     /// <summary>Told about every real sleep (hung-task detector, wait-for graph); null for none.</summary>
@@ -80,6 +81,30 @@ public static class Sched
         {
             hook(point);
         }
+    }
+
+    /// <summary>
+    /// Installs the handler <see cref="Point(SchedPoint, object?)"/> calls with its detail (a scripted
+    /// interleaving that must know which page or range a point is about), or removes it with null.
+    /// </summary>
+    public static void SetPointDetailHook(Action<SchedPoint, object?>? hook) => Volatile.Write(ref s_pointDetailHook, hook);
+
+    /// <summary>Whether a detail hook is installed (callers build a detail object only then).</summary>
+    public static bool PointDetailHooked => Volatile.Read(ref s_pointDetailHook) is not null;
+
+    /// <summary>
+    /// A scheduling point with a detail (the page, range or ordered extent it is about): calls the detail hook,
+    /// then the plain hook. Free without hooks.
+    /// </summary>
+    public static void Point(SchedPoint point, object? detail)
+    {
+        Action<SchedPoint, object?>? hook = Volatile.Read(ref s_pointDetailHook);
+        if (hook is not null)
+        {
+            hook(point, detail);
+        }
+
+        Point(point);
     }
 
     /// <summary>set_current_state(): sets the current task's state with a full barrier, before checking the wait condition.</summary>

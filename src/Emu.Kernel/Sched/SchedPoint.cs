@@ -73,4 +73,35 @@ public enum SchedPoint
 
     /// <summary>Ordered extent creation or completion (btrfs).</summary>
     OrderedExtent,
+
+    /// <summary>
+    /// btrfs extent_write_cache_pages() is about to lock the next page of its pass (detail: the Page); reached
+    /// after an earlier page's cow_file_range may have created an ordered extent whose other pages are still
+    /// dirty and unlocked.
+    /// </summary>
+    WritepagesNextPage,
+
+    /// <summary>
+    /// btrfs cow_file_range() created an ordered extent and unlocked its other pages (detail: the ordered
+    /// extent), before the first page is submitted.
+    /// </summary>
+    CowOrderedExtentCreated,
+
+    /// <summary>
+    /// btrfs_get_blocks_direct() mapped a block for a DIO read and left its range locked in the io tree, its
+    /// bio not yet submitted (detail: the extent range, a btrfs DIO mapping description).
+    /// </summary>
+    DioBlockMapped,
+
+    /// <summary>
+    /// btrfs lock_and_cleanup_extent_if_need() holds the buffered write's pages and is about to lock the
+    /// range in the io tree (detail: the inode).
+    /// </summary>
+    BufferedWriteLockRange,
+
+    /// <summary>
+    /// btrfs lock_extent_direct() found an ordered extent in the range it locked (detail: the ordered extent),
+    /// before it unlocks the range and decides whether to wait for it.
+    /// </summary>
+    LockExtentDirectOrdered,
 }

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using Emu.Kernel;
+using Emu.Kernel.Stats;
+
+namespace Emu.Cli.Bench;
+
+/// <summary>Queue-to-execute throughput of one mechanism over the rounds, and its queue-to-start latency.</summary>
+internal sealed record WqBenchMechanism(string Name, double[] RoundOpsPerSec, LatencyHistogram Latency)
+{
+    public double MedianOpsPerSec
+    {
+        get
+        {
+            double[] sorted = RoundOpsPerSec.Order().ToArray();
+            int mid = sorted.Length / 2;
+            return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+        }
+    }
+}
+
+internal sealed record WqBenchResult(int Items, int Rounds, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound);
+
+/// <summary>
+/// `emu wq bench`: empty work items through Emu's unbound and bound workqueues against .NET's thread pool
+/// (ThreadPool.UnsafeQueueUserWorkItem with preallocated IThreadPoolWorkItems). Every round queues the same
+/// preallocated items from one producer as fast as it can and ends when the last one has run; the mechanisms
+/// take turns, in a rotating order, after one untimed warm-up round each. Latency is from just before the
+/// queue call to the start of the item, recorded per executing thread (no allocation, no shared histogram).
+/// </summary>
+internal static class WqBench
+{
+    private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
+
+    public static WqBenchResult Run(int items, int rounds)
+    {
+        using AdoptedTask producer = EmuTask.Adopt("wq-bench");
+        using var system = new WorkqueueSystem();
+        Workqueue unbound = system.AllocWorkqueue("wq_bench_unbound", WqFlags.Unbound, 0);
+        Workqueue bound = system.AllocWorkqueue("wq_bench_bound", WqFlags.None, 0);
+
+        var mechanisms = new Mechanism[]
+        {
+            new ThreadPoolMechanism("threadpool", items),
+            new WorkqueueMechanism("emu-unbound", unbound, items),
+            new WorkqueueMechanism("emu-bound", bound, items),
+        };
+
+        foreach (Mechanism m in mechanisms)
+        {
+            m.RunRound(record: false);
+        }
+
+        var perRound = mechanisms.Select(_ => new double[rounds]).ToArray();
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int k = 0; k < mechanisms.Length; k++)
+            {
+                int i = (r + k) % mechanisms.Length;
+                perRound[i][r] = mechanisms[i].RunRound(record: true);
+            }
+        }
+
+        WqBenchMechanism Result(int i) => new(mechanisms[i].Name, perRound[i], mechanisms[i].Round.Latency);
+        return new WqBenchResult(items, rounds, Result(0), Result(1), Result(2));
+    }
+
+    /// <summary>
+    /// What the rounds of one mechanism share: the countdown, the end time, the completion the producer sleeps
+    /// on, and a latency histogram per executing thread.
+    /// </summary>
+    private sealed class BenchRound
+    {
+        [ThreadStatic]
+        private static LatencyHistogram? t_latency;
+
+        [ThreadStatic]
+        private static BenchRound? t_latencyOwner;
+
+        private readonly Lock _histogramsLock = new();
+        private readonly List<LatencyHistogram> _histograms = new(); // _histogramsLock
+        private readonly LatencyHistogram _total = new();
+        private long _remaining;
+        private long _endTicks;
+        private volatile bool _record;
+
+        public Completion Done { get; } = new("&round->done");
+
+        public long EndTicks => Volatile.Read(ref _endTicks);
+
+        public LatencyHistogram Latency => _total;
+
+        public void Reset(int items, bool record)
+        {
+            _record = record;
+            Done.Reinit();
+            Volatile.Write(ref _remaining, items);
+        }
+
+        // The body of every benchmark item: latency, then the countdown.
+        public void ItemRuns(long queuedTicks)
+        {
+            if (_record)
+            {
+                LatencyHistogram latency = t_latencyOwner == this ? t_latency! : RegisterThread();
+                latency.Record((long)((Stopwatch.GetTimestamp() - queuedTicks) * s_nsPerTick));
+            }
+
+            if (Interlocked.Decrement(ref _remaining) == 0)
+            {
+                Volatile.Write(ref _endTicks, Stopwatch.GetTimestamp());
+                Done.Complete();
+            }
+        }
+
+        // After a round every item has run and nothing records any more, so the per-thread histograms can be
+        // merged and cleared.
+        public void Collect()
+        {
+            lock (_histogramsLock)
+            {
+                foreach (LatencyHistogram h in _histograms)
+                {
+                    _total.Add(h);
+                    h.Clear();
+                }
+            }
+        }
+
+        private LatencyHistogram RegisterThread()
+        {
+            var latency = new LatencyHistogram();
+            t_latency = latency;
+            t_latencyOwner = this;
+            lock (_histogramsLock)
+            {
+                _histograms.Add(latency);
+            }
+
+            return latency;
+        }
+    }
+
+    private abstract class Mechanism(string name)
+    {
+        public string Name { get; } = name;
+
+        public BenchRound Round { get; } = new();
+
+        // Queues every item once and sleeps until the last has run; returns items per second.
+        public double RunRound(bool record)
+        {
+            Round.Reset(ItemCount, record);
+            long start = Stopwatch.GetTimestamp();
+            QueueAll();
+            Round.Done.WaitForCompletion();
+            double seconds = (Round.EndTicks - start) / (double)Stopwatch.Frequency;
+            if (record)
+            {
+                Round.Collect();
+            }
+
+            return ItemCount / seconds;
+        }
+
+        protected abstract int ItemCount { get; }
+
+        protected abstract void QueueAll();
+    }
+
+    private sealed class ThreadPoolMechanism : Mechanism
+    {
+        private readonly PoolItem[] _items;
+
+        public ThreadPoolMechanism(string name, int items)
+            : base(name)
+        {
+            _items = new PoolItem[items];
+            for (int i = 0; i < items; i++)
+            {
+                _items[i] = new PoolItem(Round);
+            }
+        }
+
+        protected override int ItemCount => _items.Length;
+
+        protected override void QueueAll()
+        {
+            foreach (PoolItem item in _items)
+            {
+                item.QueuedTicks = Stopwatch.GetTimestamp();
+                ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+            }
+        }
+
+        private sealed class PoolItem(BenchRound round) : IThreadPoolWorkItem
+        {
+            public long QueuedTicks;
+
+            public void Execute() => round.ItemRuns(QueuedTicks);
+        }
+    }
+
+    private sealed class WorkqueueMechanism : Mechanism
+    {
+        private readonly Workqueue _wq;
+        private readonly BenchWork[] _items;
+
+        public WorkqueueMechanism(string name, Workqueue wq, int items)
+            : base(name)
+        {
+            _wq = wq;
+            _items = new BenchWork[items];
+            for (int i = 0; i < items; i++)
+            {
+                _items[i] = new BenchWork(Round);
+            }
+        }
+
+        protected override int ItemCount => _items.Length;
+
+        protected override void QueueAll()
+        {
+            foreach (BenchWork item in _items)
+            {
+                item.QueuedTicks = Stopwatch.GetTimestamp();
+                _wq.QueueWork(item);
+            }
+        }
+
+        private sealed class BenchWork(BenchRound round) : WorkStruct(s_benchWorkFn, "wq_bench_fn", "(&item->work)")
+        {
+            private static readonly WorkFunc s_benchWorkFn = static w => ((BenchWork)w).Run();
+
+            public long QueuedTicks;
+
+            private void Run() => round.ItemRuns(QueuedTicks);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Emu.Cli.Bench;
+using Emu.Kernel.Stats;
+
+namespace Emu.Cli.Commands;
+
+/// <summary>`emu wq`: the workqueue's own tools. `emu wq bench` measures queue-to-execute throughput.</summary>
+internal static class WqCommand
+{
+    public static Command Create()
+    {
+        var wq = new Command("wq", "Workqueue tools.");
+        wq.Subcommands.Add(CreateBench());
+        return wq;
+    }
+
+    private static Command CreateBench()
+    {
+        var items = new Option<int>("--items") { Description = "Empty work items queued per round and mechanism.", DefaultValueFactory = _ => 200_000 };
+        var rounds = new Option<int>("--rounds") { Description = "Timed rounds per mechanism (the mechanisms alternate); the median is reported.", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var command = new Command("bench", "Queue-to-execute throughput and latency of empty work items: Emu's unbound and bound workqueues against the .NET thread pool.")
+        {
+            items, rounds, json,
+        };
+        command.SetAction(p => Execute(p.GetValue(items), p.GetValue(rounds), p.GetValue(json)));
+        return command;
+    }
+
+    private static int Execute(int items, int rounds, bool json)
+    {
+        if (items < 1 || items > 50_000_000)
+            throw new UsageException($"--items {items} is out of range; use 1 to 50000000");
+        if (rounds < 1 || rounds > 1000)
+            throw new UsageException($"--rounds {rounds} is out of range; use 1 to 1000");
+
+        WqBenchResult result = WqBench.Run(items, rounds);
+        if (json) WriteJson(result);
+        else WriteText(result);
+        return CommandRunner.ExitOk;
+    }
+
+    private static void WriteText(WqBenchResult r)
+    {
+        Console.WriteLine($"wq bench: {r.Items} empty work items per round, {r.Rounds} rounds per mechanism (median ops/s; latency queue->start)");
+        Console.WriteLine("  mechanism      ops/s         p50(us)   p99(us)   p99.9(us)  max(us)");
+        foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })
+        {
+            LatencyHistogram l = m.Latency;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {m.Name,-13}  {m.MedianOpsPerSec,12:N0}  {Us(l.PercentileNs(50)),8:F1}  {Us(l.PercentileNs(99)),8:F1}  {Us(l.PercentileNs(99.9)),9:F1}  {Us(l.MaxNs),8:F1}"));
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  emu-unbound / threadpool = {Ratio(r.EmuUnbound, r.ThreadPool):F2}x   emu-bound / threadpool = {Ratio(r.EmuBound, r.ThreadPool):F2}x"));
+    }
+
+    private static void WriteJson(WqBenchResult r)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("emuOpsPerSec", Math.Round(r.EmuUnbound.MedianOpsPerSec));
+            w.WriteNumber("threadPoolOpsPerSec", Math.Round(r.ThreadPool.MedianOpsPerSec));
+            w.WriteNumber("ratio", Math.Round(Ratio(r.EmuUnbound, r.ThreadPool), 3));
+            w.WriteNumber("emuUnboundOpsPerSec", Math.Round(r.EmuUnbound.MedianOpsPerSec));
+            w.WriteNumber("emuBoundOpsPerSec", Math.Round(r.EmuBound.MedianOpsPerSec));
+            w.WriteNumber("boundRatio", Math.Round(Ratio(r.EmuBound, r.ThreadPool), 3));
+            w.WriteNumber("items", r.Items);
+            w.WriteNumber("rounds", r.Rounds);
+            w.WriteStartObject("latencyUs");
+            foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })
+            {
+                LatencyHistogram l = m.Latency;
+                w.WriteStartObject(JsonName(m));
+                w.WriteNumber("p50", Us(l.PercentileNs(50)));
+                w.WriteNumber("p90", Us(l.PercentileNs(90)));
+                w.WriteNumber("p99", Us(l.PercentileNs(99)));
+                w.WriteNumber("p999", Us(l.PercentileNs(99.9)));
+                w.WriteNumber("max", Us(l.MaxNs));
+                w.WriteNumber("mean", Math.Round(l.MeanNs / 1000.0, 3));
+                w.WriteEndObject();
+            }
+
+            w.WriteEndObject();
+            w.WriteStartObject("roundsOpsPerSec");
+            foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })
+            {
+                w.WriteStartArray(JsonName(m));
+                foreach (double ops in m.RoundOpsPerSec)
+                    w.WriteNumberValue(Math.Round(ops));
+                w.WriteEndArray();
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        Console.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+
+    private static string JsonName(WqBenchMechanism m) => m.Name switch
+    {
+        "threadpool" => "threadPool",
+        "emu-unbound" => "emuUnbound",
+        _ => "emuBound",
+    };
+
+    private static double Ratio(WqBenchMechanism emu, WqBenchMechanism pool) => emu.MedianOpsPerSec / pool.MedianOpsPerSec;
+
+    private static double Us(long ns) => ns / 1000.0;
+}

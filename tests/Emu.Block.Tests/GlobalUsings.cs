@@ -1,0 +1,3 @@
+global using Emu.Interop;
+global using Emu.Kernel;
+global using NUnit.Framework;
