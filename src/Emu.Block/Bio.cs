@@ -8,7 +8,7 @@
 // its parent's vectors; bio_chain makes the parent complete only once every chained child has (__bi_remaining).
 // Differs: bi_end_io is an Action<Bio> the caller caches once (a static lambda or a stored delegate), so no
 // closure is made per I/O; bi_error is v4.4's (0 or -errno). Vectors live inline in the pooled bio (the pool's
-// fixed vector count) instead of in a separate bvec slab.
+// size class, see BioSet) instead of in a separately allocated bvec.
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Emu.Kernel;
@@ -79,6 +79,9 @@ public sealed class Bio
 
     /// <summary>The pool the bio returns to on its last <see cref="Put"/> (bi_pool); null for one-off bios.</summary>
     public BioSet? BiPool { get; }
+
+    /// <summary>Vectors the bio's own array holds (its biovec slab size).</summary>
+    internal int VecCapacity => _inlineVecs.Length;
 
     /// <summary>The vectors this bio added (bio_for_each_segment_all). A clone has none of its own.</summary>
     public ReadOnlySpan<BioVec> Vecs => IoVec.AsSpan(0, BiVcnt);

@@ -74,7 +74,7 @@ public sealed class RequestQueue
         for (int i = 0; i < cpus.Length; i++)
         {
             BlkMqHwCtx hctx = Hctxs[hwOf[i]];
-            var ctx = new BlkMqCtx(cpus[i], i, hctx, perHw[hwOf[i]].Count);
+            var ctx = new BlkMqCtx(hctx, perHw[hwOf[i]].Count);
             perHw[hwOf[i]].Add(ctx);
             Ctxs[i] = ctx;
             _cpuToCtx[cpus[i]] = i;

@@ -367,6 +367,8 @@ public sealed class BtrfsFsInfo
     /// <summary>The committed transaction generation (fs_info->generation).</summary>
     public long Generation => Interlocked.Read(ref _generation);
 
+    internal BtrfsIoBioPool IoBioPool { get; } = new();
+
     /// <summary>The btrfs workqueues (btrfs_init_workqueues).</summary>
     public BtrfsWorkqueues Workqueues { get; internal set; } = null!;
 

@@ -130,13 +130,11 @@ public sealed class BtrfsWorkqueues
 
 /// <summary>
 /// struct btrfs_io_bio + struct btrfs_end_io_wq: a btrfs bio's expected checksums and its deferred completion.
-/// Pooled; the bio's BiPrivate while in flight.
+/// Pooled per filesystem (its work item belongs to that filesystem's workqueues); the bio's BiPrivate while in
+/// flight.
 /// </summary>
 internal sealed class BtrfsIoBio : BtrfsWork
 {
-    private static readonly Lock s_poolLock = new();
-    private static readonly Stack<BtrfsIoBio> s_pool = new(); // P
-
     public BtrfsInode? Inode;      // whose data
     public Bio? Bio;               // the bio whose completion this defers
     public Action<Bio>? EndIo;     // the real end_io, run on the endio worker
@@ -144,24 +142,21 @@ internal sealed class BtrfsIoBio : BtrfsWork
     public uint[] Csums = new uint[Blk.BioMaxPages];
     public bool[] CsumMissing = new bool[Blk.BioMaxPages];
 
+    private BtrfsIoBio(BtrfsIoBioPool pool) => Pool = pool;
+
+    private BtrfsIoBioPool Pool { get; }
+
     public static BtrfsIoBio From(Bio bio) => (BtrfsIoBio)bio.BiPrivate!;
 
-    public static BtrfsIoBio Rent(int sectors)
+    public static BtrfsIoBio Create(BtrfsIoBioPool pool) => new(pool);
+
+    public void EnsureCapacity(int sectors)
     {
-        BtrfsIoBio? ioBio = null;
-        lock (s_poolLock)
+        if (Csums.Length < sectors)
         {
-            s_pool.TryPop(out ioBio);
+            Csums = new uint[sectors];
+            CsumMissing = new bool[sectors];
         }
-
-        ioBio ??= new BtrfsIoBio();
-        if (ioBio.Csums.Length < sectors)
-        {
-            ioBio.Csums = new uint[sectors];
-            ioBio.CsumMissing = new bool[sectors];
-        }
-
-        return ioBio;
     }
 
     public void Release()
@@ -170,9 +165,34 @@ internal sealed class BtrfsIoBio : BtrfsWork
         Bio = null;
         EndIo = null;
         Private = null;
-        lock (s_poolLock)
+        Pool.Return(this);
+    }
+}
+
+/// <summary>The btrfs_io_bio cache of one filesystem (btrfs_bioset).</summary>
+internal sealed class BtrfsIoBioPool
+{
+    private readonly Lock _lock = new();
+    private readonly Stack<BtrfsIoBio> _free = new(); // P
+
+    public BtrfsIoBio Rent(int sectors)
+    {
+        BtrfsIoBio? ioBio;
+        lock (_lock)
         {
-            s_pool.Push(this);
+            _free.TryPop(out ioBio);
+        }
+
+        ioBio ??= BtrfsIoBio.Create(this);
+        ioBio.EnsureCapacity(sectors);
+        return ioBio;
+    }
+
+    public void Return(BtrfsIoBio ioBio)
+    {
+        lock (_lock)
+        {
+            _free.Push(ioBio);
         }
     }
 }
@@ -206,7 +226,7 @@ public static class DiskIo
     /// </summary>
     internal static BtrfsIoBio BtrfsBioWqEndIo(BtrfsFsInfo fsInfo, Bio bio, BtrfsInode inode)
     {
-        BtrfsIoBio ioBio = BtrfsIoBio.Rent((int)(bio.BiSize / fsInfo.SectorSize));
+        BtrfsIoBio ioBio = fsInfo.IoBioPool.Rent((int)(bio.BiSize / fsInfo.SectorSize));
         ioBio.Inode = inode;
         ioBio.Bio = bio;
         ioBio.EndIo = bio.BiEndIo;

@@ -45,13 +45,21 @@ public sealed class BioTests : BlockTestBase
         first.Get();
 
         first.Put();
-        Assert.That(set.Alloc(1), Is.Not.SameAs(first), "still referenced: not back in the pool");
+        Assert.That(set.Alloc(4), Is.Not.SameAs(first), "still referenced: not back in the pool");
         first.Put();
-        Bio again = set.Alloc(1);
+        Bio again = set.Alloc(3);
 
         Assert.That(again, Is.SameAs(first));
-        Assert.That((again.BiSize, again.BiVcnt, again.BiEndIo, again.BiMaxVecs), Is.EqualTo((0u, 0, (Action<Bio>?)null, 1)));
+        Assert.That((again.BiSize, again.BiVcnt, again.BiEndIo, again.BiMaxVecs), Is.EqualTo((0u, 0, (Action<Bio>?)null, 3)));
         Assert.That(set.Created, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Alloc_TakesTheSmallestBiovecSizeClassThatFits()
+    {
+        var set = new BioSet(0, Blk.BioMaxPages);
+
+        Assert.That(new[] { 1, 2, 16, 17, 200 }.Select(n => set.Alloc(n).VecCapacity), Is.EqualTo(new[] { 1, 4, 16, 64, 256 }));
     }
 
     [Test]

@@ -97,4 +97,42 @@ public sealed class CompletionContextTests : BlockTestBase
         Assert.That(seen.InIrq, Is.True);
         Assert.That(host.Task.InIrq, Is.False);
     }
+
+    private sealed class Chain
+    {
+        public readonly Completion Done = new("second bio");
+        public NativeBuffer? Buffer;
+        public int SecondError = 1;
+    }
+
+    [Test]
+    public void EndIo_SubmittingAnotherBio_FromCompletionContext_CompletesIt()
+    {
+        using var host = EmuTask.Adopt("irq-test");
+        GenDisk disk = CreateDisk(new MemEngine(1 << 20));
+        var chain = new Chain { Buffer = Buffer(2 * Block) };
+        Bio first = NewBio(disk, ReqOp.Write, 0, chain.Buffer.Pointer, Block);
+        first.BiPrivate = chain;
+        first.BiEndIo = static b =>
+        {
+            // A retry or follow-up I/O issued from bi_end_io (tags are free, so nothing sleeps).
+            var c = (Chain)b.BiPrivate!;
+            Bio second = NewBio(b.BiDisk!, ReqOp.Read, 0, c.Buffer!.Pointer + Block, Block);
+            second.BiPrivate = c;
+            second.BiEndIo = static s =>
+            {
+                var cc = (Chain)s.BiPrivate!;
+                cc.SecondError = s.BiError;
+                cc.Done.Complete();
+            };
+            BlkCore.SubmitBio(second);
+        };
+        chain.Buffer.Span[..Block].Fill(0x77);
+
+        BlkCore.SubmitBio(first);
+        WaitFor(chain.Done);
+
+        Assert.That(chain.SecondError, Is.Zero);
+        Assert.That(chain.Buffer.Span.Slice(Block, Block).ToArray(), Is.All.EqualTo(0x77), "the follow-up read saw the write");
+    }
 }

@@ -167,7 +167,7 @@ public sealed class FaultInjectionTests : BlockTestBase
         using var host = EmuTask.Adopt("fault-test");
         GenDisk disk = CreateDisk(new MemEngine(1 << 20));
         NativeBuffer buf = Buffer(2 * Block);
-        disk.Faults.Configure(new FaultConfig { DelayNs = 2000 * Ms, FirstSector = 0, LastSector = 7 });
+        disk.Faults.Configure(new FaultConfig { DelayNs = 1000 * Ms, FirstSector = 0, LastSector = 7 });
         var slow = new Completion("slow");
         var fast = new Completion("fast");
 

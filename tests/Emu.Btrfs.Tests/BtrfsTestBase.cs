@@ -12,6 +12,7 @@ public abstract class BtrfsTestBase
     protected const int HandshakeTimeoutMs = 10_000;
 
     private readonly List<EmuTask> _tasks = new();
+    private readonly List<PauseGate> _gates = new();
     private IKernelLog? _savedSink;
     private AdoptedTask? _adopted;
     private GenDisk? _disk;
@@ -42,9 +43,17 @@ public abstract class BtrfsTestBase
     {
         Sched.SetPointDetailHook(null);
         Sched.SetPointHook(null);
+        foreach (PauseGate gate in _gates)
+        {
+            gate.Release();
+        }
+
+        _gates.Clear();
         try
         {
-            foreach (EmuTask task in _tasks)
+            EmuTask[] tasks = _tasks.ToArray();
+            _tasks.Clear();
+            foreach (EmuTask task in tasks)
             {
                 Assert.That(task.Join(HandshakeTimeoutMs), Is.True, $"{task} did not exit");
             }
@@ -52,6 +61,9 @@ public abstract class BtrfsTestBase
             Fs?.Unmount();
             _disk?.Dispose();
             _wqSystem?.Dispose();
+            Fs = null!;
+            _disk = null;
+            _wqSystem = null;
         }
         finally
         {
@@ -142,10 +154,20 @@ public abstract class BtrfsTestBase
     }
 
     /// <summary>Installs a detail hook that blocks the task hitting <paramref name="point"/> (when <paramref name="match"/> holds) until released.</summary>
-    protected static PauseGate PauseAt(SchedPoint point, Func<object?, bool> match)
+    protected PauseGate PauseAt(SchedPoint point, Func<object?, bool> match)
     {
         var gate = new PauseGate(point, match);
+        _gates.Add(gate);
         Sched.SetPointDetailHook(gate.Hook);
+        return gate;
+    }
+
+    /// <summary>As <see cref="PauseAt"/> for a plain scheduling point (no detail), matched by <paramref name="match"/> on the hitting task.</summary>
+    protected PauseGate PauseAtPlain(SchedPoint point, Func<bool> match)
+    {
+        var gate = new PauseGate(point, _ => match());
+        _gates.Add(gate);
+        Sched.SetPointHook(p => gate.Hook(p, null));
         return gate;
     }
 

@@ -200,11 +200,11 @@ public sealed class ScheduleTests : KernelTestBase
             mutex.Lock();
             mutex.Unlock();
         });
-        WaitUntilSleeping(waiter);
+        // schedule() counts the switch before it calls the observer, so wait for the observer itself.
+        WaitUntil(() => { lock (observer.Started) return observer.Started.Count >= 1; }, "the observer saw the waiter sleep");
         mutex.Unlock();
         JoinOk(waiter);
 
-        Assert.That(observer.Started, Has.Count.GreaterThanOrEqualTo(1));
         (EmuTask task, IWaitResource? on, EmuTask[] holders) = observer.Started[0];
         Assert.That(task, Is.SameAs(waiter));
         Assert.That(on, Is.SameAs(mutex));

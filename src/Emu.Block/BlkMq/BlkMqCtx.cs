@@ -20,19 +20,11 @@ internal sealed class BlkMqCtx
     private Request? _head;               // L: _lock; rq_list
     private Request? _tail;               // L: _lock
 
-    internal BlkMqCtx(int cpu, int index, BlkMqHwCtx hctx, int indexInHctx)
+    internal BlkMqCtx(BlkMqHwCtx hctx, int indexInHctx)
     {
-        Cpu = cpu;
-        Index = index;
         Hctx = hctx;
         IndexHw = indexInHctx;
     }
-
-    /// <summary>The CPU this queue belongs to (cpu). I.</summary>
-    internal int Cpu { get; }
-
-    /// <summary>Index in the request queue's software queues. I.</summary>
-    internal int Index { get; }
 
     /// <summary>Position in the hardware queue's ctx map (index_hw). I.</summary>
     internal int IndexHw { get; }

@@ -19,6 +19,8 @@ namespace Emu.Block;
 
 internal sealed partial class BlkMqHwCtx
 {
+    private const long StopPollNs = 10_000_000;
+
     private readonly Lock _completeLock = new();   // C: completion of requests, statistics, delay list
     private readonly emu_completion[] _cqes;       // the completion thread's reap buffer
     private readonly emu_completion[] _inlineCqes; // C: inline completions' reap buffer
@@ -75,9 +77,15 @@ internal sealed partial class BlkMqHwCtx
         while (true)
         {
             long timeoutNs = NextDelayNs();
-            if (_stopping && timeoutNs < 0 && Tags.InUse == 0)
+            if (_stopping && timeoutNs < 0)
             {
-                return;
+                if (Tags.InUse == 0)
+                {
+                    return;
+                }
+
+                // Draining: look again now and then, in case the kick NOP found the engine queue full.
+                timeoutNs = StopPollNs;
             }
 
             int n = 0;

@@ -43,7 +43,6 @@ internal sealed partial class BlkMqHwCtx
     {
         Queue = queue;
         QueueNum = queueNum;
-        NumaNode = node;
         Cpus = cpus;
         Tags = new BlkMqTags(this, queueDepth);
         int entries = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(queueDepth, 8));
@@ -65,9 +64,6 @@ internal sealed partial class BlkMqHwCtx
     /// <summary>queue_num. I.</summary>
     internal int QueueNum { get; }
 
-    /// <summary>NUMA node of the CPUs mapped here (numa_node). I.</summary>
-    internal int NumaNode { get; }
-
     /// <summary>CPUs whose software queues map here (cpumask); the completion thread runs on them. I.</summary>
     internal int[] Cpus { get; }
 
@@ -76,9 +72,6 @@ internal sealed partial class BlkMqHwCtx
 
     /// <summary>The engine's queue for this hardware queue (driver_data). I.</summary>
     internal BlkEngineQueue Engine { get; }
-
-    /// <summary>Engine I/Os submitted and not yet reaped.</summary>
-    internal int IosInFlight => Volatile.Read(ref _iosInFlight);
 
     internal void SetCtxs(BlkMqCtx[] ctxs) => _ctxs = ctxs;
 

@@ -21,7 +21,9 @@ internal static class BlockLayerBench
     {
         BlkEngine engine = CreateEngine(o, device);
         int depth = Math.Min(Math.Max(o.IoDepth * o.NumJobs, 8), BlkMqTagSet.MaxDepth);
-        var set = new BlkMqTagSet { QueueDepth = depth };
+        // psync performs each batch inside the hardware queue's submit: a queue per CPU lets jobs on different CPUs
+        // run their I/O side by side, as fio's psync jobs do.
+        var set = new BlkMqTagSet { QueueDepth = depth, NrHwQueues = o.IoEngine == "psync" ? Environment.ProcessorCount : 0 };
         using GenDisk disk = GenDisk.Create("emu-bench", engine, set);
         var start = new Completion("bench start");
         var jobs = new Job[o.NumJobs];

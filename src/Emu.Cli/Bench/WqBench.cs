@@ -18,7 +18,7 @@ internal sealed record WqBenchMechanism(string Name, double[] RoundOpsPerSec, La
     }
 }
 
-internal sealed record WqBenchResult(int Items, int Rounds, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound);
+internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound);
 
 /// <summary>
 /// `emu wq bench`: empty work items through Emu's unbound and bound workqueues against .NET's thread pool
@@ -26,17 +26,24 @@ internal sealed record WqBenchResult(int Items, int Rounds, WqBenchMechanism Thr
 /// preallocated items from one producer as fast as it can and ends when the last one has run; the mechanisms
 /// take turns, in a rotating order, after one untimed warm-up round each. Latency is from just before the
 /// queue call to the start of the item, recorded per executing thread (no allocation, no shared histogram).
+/// The workqueues get max_active = the number of CPUs by default, the thread pool's own concurrency: an unbound
+/// workqueue wakes an idle worker for every item it has room for (no concurrency management), so with the
+/// kernel's default of 256 a flood of empty items keeps a dozen kworkers fighting over two CPUs.
 /// </summary>
 internal static class WqBench
 {
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
 
-    public static WqBenchResult Run(int items, int rounds)
+    /// <param name="items">Items per round.</param>
+    /// <param name="rounds">Timed rounds per mechanism.</param>
+    /// <param name="maxActive">max_active of both workqueues; null for the number of CPUs, 0 for the kernel's default.</param>
+    public static WqBenchResult Run(int items, int rounds, int? maxActive)
     {
         using AdoptedTask producer = EmuTask.Adopt("wq-bench");
         using var system = new WorkqueueSystem();
-        Workqueue unbound = system.AllocWorkqueue("wq_bench_unbound", WqFlags.Unbound, 0);
-        Workqueue bound = system.AllocWorkqueue("wq_bench_bound", WqFlags.None, 0);
+        int active = maxActive ?? system.Layout.NrCpus;
+        Workqueue unbound = system.AllocWorkqueue("wq_bench_unbound", WqFlags.Unbound, active);
+        Workqueue bound = system.AllocWorkqueue("wq_bench_bound", WqFlags.None, active);
 
         var mechanisms = new Mechanism[]
         {
@@ -61,7 +68,7 @@ internal static class WqBench
         }
 
         WqBenchMechanism Result(int i) => new(mechanisms[i].Name, perRound[i], mechanisms[i].Round.Latency);
-        return new WqBenchResult(items, rounds, Result(0), Result(1), Result(2));
+        return new WqBenchResult(items, rounds, unbound.MaxActive, Result(0), Result(1), Result(2));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Emu.Cli.Bench;
+using Emu.Kernel;
 using Emu.Kernel.Stats;
 
 namespace Emu.Cli.Commands;
@@ -20,23 +21,26 @@ internal static class WqCommand
     {
         var items = new Option<int>("--items") { Description = "Empty work items queued per round and mechanism.", DefaultValueFactory = _ => 200_000 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds per mechanism (the mechanisms alternate); the median is reported.", DefaultValueFactory = _ => 5 };
+        var maxActive = new Option<int?>("--max-active") { Description = "max_active of the workqueues; default: the number of CPUs (the thread pool's concurrency); 0: the kernel's default (256)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("bench", "Queue-to-execute throughput and latency of empty work items: Emu's unbound and bound workqueues against the .NET thread pool.")
         {
-            items, rounds, json,
+            items, rounds, maxActive, json,
         };
-        command.SetAction(p => Execute(p.GetValue(items), p.GetValue(rounds), p.GetValue(json)));
+        command.SetAction(p => Execute(p.GetValue(items), p.GetValue(rounds), p.GetValue(maxActive), p.GetValue(json)));
         return command;
     }
 
-    private static int Execute(int items, int rounds, bool json)
+    private static int Execute(int items, int rounds, int? maxActive, bool json)
     {
         if (items < 1 || items > 50_000_000)
             throw new UsageException($"--items {items} is out of range; use 1 to 50000000");
         if (rounds < 1 || rounds > 1000)
             throw new UsageException($"--rounds {rounds} is out of range; use 1 to 1000");
+        if (maxActive is < 0 or > WqLimits.MaxActive)
+            throw new UsageException($"--max-active {maxActive} is out of range; use 0 (the kernel's default) to {WqLimits.MaxActive}");
 
-        WqBenchResult result = WqBench.Run(items, rounds);
+        WqBenchResult result = WqBench.Run(items, rounds, maxActive);
         if (json) WriteJson(result);
         else WriteText(result);
         return CommandRunner.ExitOk;
@@ -44,7 +48,7 @@ internal static class WqCommand
 
     private static void WriteText(WqBenchResult r)
     {
-        Console.WriteLine($"wq bench: {r.Items} empty work items per round, {r.Rounds} rounds per mechanism (median ops/s; latency queue->start)");
+        Console.WriteLine($"wq bench: {r.Items} empty work items per round, {r.Rounds} rounds per mechanism, max_active {r.MaxActive} (median ops/s; latency queue->start)");
         Console.WriteLine("  mechanism      ops/s         p50(us)   p99(us)   p99.9(us)  max(us)");
         foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })
         {
@@ -70,6 +74,7 @@ internal static class WqCommand
             w.WriteNumber("emuBoundOpsPerSec", Math.Round(r.EmuBound.MedianOpsPerSec));
             w.WriteNumber("boundRatio", Math.Round(Ratio(r.EmuBound, r.ThreadPool), 3));
             w.WriteNumber("items", r.Items);
+            w.WriteNumber("maxActive", r.MaxActive);
             w.WriteNumber("rounds", r.Rounds);
             w.WriteStartObject("latencyUs");
             foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })

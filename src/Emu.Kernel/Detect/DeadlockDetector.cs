@@ -163,6 +163,8 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
     /// <inheritdoc />
     void ISleepObserver.SleepEnded(EmuTask task)
     {
+        // Nothing to undo: the graph is never stored, and a reported cycle stays reported (each distinct cycle
+        // is printed once even if a member wakes spuriously and sleeps again on the same resource).
     }
 
     // True if a new deadlock was reported.
@@ -213,6 +215,7 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
             return false;
         }
 
+        long detectedAtMs = Environment.TickCount64;
         EmuTask? closedBy = closing && first == 0 ? start : null;
         DeadlockEdge[] cycle = BuildCycle(walk, first, closedBy);
         EmuTask[] members = new EmuTask[cycle.Length];
@@ -222,6 +225,7 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
         }
 
         List<DeadlockVictim> victims = FindVictims(members);
+        string[] lines = FormatReport(cycle, victims);
         DeadlockReport report;
         lock (_lock)
         {
@@ -230,7 +234,7 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
                 return false;
             }
 
-            report = new DeadlockReport(_reported.Count + 1, cycle, victims, closedBy, Environment.TickCount64, FormatReport(cycle, victims));
+            report = new DeadlockReport(_reported.Count + 1, cycle, victims, closedBy, detectedAtMs, lines);
             var entry = new Reported(report);
             foreach (DeadlockVictim v in victims)
             {

@@ -8,6 +8,8 @@
 // workqueue's saved_max_active, or 0 while a freezable workqueue is frozen.
 // Locking legend: I set at init; L pool.Lock; WQ wq.Mutex; MD WorkqueueSystem.MaydayLock.
 // Differs: Emu frees a released unbound pwq at once instead of after an RCU grace period.
+using System.Diagnostics;
+
 namespace Emu.Kernel;
 
 /// <summary>struct pool_workqueue.</summary>
@@ -42,8 +44,9 @@ internal sealed class PoolWorkqueue
     }
 
     // get_pwq(). Context: L.
-    internal void GetPwq()
+    internal void GetPwqLocked()
     {
+        Pool.AssertLocked();
         if (Refcnt <= 0)
         {
             Pool.System.WarnOnce($"get_pwq: pwq of {Wq.Name} has refcnt {Refcnt}");
@@ -54,8 +57,9 @@ internal sealed class PoolWorkqueue
 
     // put_pwq(): the last reference of an unbound pwq is released from system_wq, as pool.Lock must not be
     // held for it. Context: L.
-    internal void PutPwq()
+    internal void PutPwqLocked()
     {
+        Pool.AssertLocked();
         if (--Refcnt != 0)
         {
             return;
@@ -75,34 +79,37 @@ internal sealed class PoolWorkqueue
     {
         lock (Pool.Lock)
         {
-            PutPwq();
+            PutPwqLocked();
         }
     }
 
     // pwq_activate_delayed_work(): a delayed item (and the barriers linked to it) join the pool's worklist.
-    // Context: L.
-    internal void PwqActivateDelayedWork(WorkStruct work)
+    // A queued work's data changes only under its pool lock (PENDING keeps queuers off it), so, like the
+    // kernel's __clear_bit, this needs no atomic. Context: L.
+    internal void PwqActivateDelayedWorkLocked(WorkStruct work)
     {
-        Worker.MoveLinkedWorks(work, Pool.Worklist);
-        Interlocked.And(ref work.Data, ~WorkStruct.DelayedFlag);
+        Pool.AssertLocked();
+        Worker.MoveLinkedWorksLocked(work, Pool.Worklist);
+        Volatile.Write(ref work.Data, Volatile.Read(ref work.Data) & ~WorkStruct.DelayedFlag);
         NrActive++;
     }
 
     // pwq_activate_first_delayed(). Context: L.
-    internal void PwqActivateFirstDelayed() => PwqActivateDelayedWork(DelayedWorks.EntryNext);
+    internal void PwqActivateFirstDelayedLocked() => PwqActivateDelayedWorkLocked(DelayedWorks.EntryNext);
 
     // pwq_dec_nr_in_flight(): an item of this color completed or was taken off the queue: free its active slot
     // (activating the next delayed item) and, if it was the last of the color being flushed, tell the first
     // flusher once every pwq is done. Context: L.
-    internal void PwqDecNrInFlight(int color)
+    internal void PwqDecNrInFlightLocked(int color)
     {
+        Pool.AssertLocked();
         if (color != WorkStruct.NoColor)
         {
             NrInFlight[color]--;
             NrActive--;
             if (!WorkList.Empty(DelayedWorks) && NrActive < MaxActive)
             {
-                PwqActivateFirstDelayed();
+                PwqActivateFirstDelayedLocked();
             }
 
             if (FlushColor == color && NrInFlight[color] == 0)
@@ -115,13 +122,14 @@ internal sealed class PoolWorkqueue
             }
         }
 
-        PutPwq();
+        PutPwqLocked();
     }
 
     // pwq_adjust_max_active(): follow saved_max_active, or 0 while frozen; activate what now fits and kick a
     // worker. Context: WQ.
-    internal void PwqAdjustMaxActive()
+    internal void PwqAdjustMaxActiveLocked()
     {
+        Debug.Assert(Wq.Mutex.IsHeldByCurrentThread, "wq->mutex must be held");
         bool freezable = (Wq.Flags & WqFlags.Freezable) != 0;
         lock (Pool.Lock)
         {
@@ -135,11 +143,11 @@ internal sealed class PoolWorkqueue
                 MaxActive = Wq.SavedMaxActive;
                 while (!WorkList.Empty(DelayedWorks) && NrActive < MaxActive)
                 {
-                    PwqActivateFirstDelayed();
+                    PwqActivateFirstDelayedLocked();
                 }
 
                 // Kick a worker after a thaw or a max_active bump: a slow path, so always (v4.4).
-                Pool.WakeUpWorker();
+                Pool.WakeUpWorkerLocked();
             }
             else
             {

@@ -90,12 +90,18 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         }
 
         _sleeping = true;
+        EmuTask? toWake = null;
         lock (pool.Lock)
         {
             if (Interlocked.Decrement(ref pool.NrRunningRef) == 0 && !WorkList.Empty(pool.Worklist))
             {
-                pool.WakeUpWorker();
+                toWake = pool.WorkerToWakeLocked();
             }
+        }
+
+        if (toWake is not null)
+        {
+            Sched.WakeUpProcess(toWake);
         }
     }
 
@@ -132,8 +138,9 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // worker_set_flags(): NOT_RUNNING flags take the worker out of nr_running. Context: L, on the worker.
-    internal void WorkerSetFlags(uint flags)
+    internal void WorkerSetFlagsLocked(uint flags)
     {
+        Pool!.AssertLocked();
         if ((flags & WorkerNotRunning) != 0 && (Flags & WorkerNotRunning) == 0)
         {
             Interlocked.Decrement(ref Pool!.NrRunningRef);
@@ -143,8 +150,9 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // worker_clr_flags(): clearing the last NOT_RUNNING flag puts the worker back in nr_running. Context: L.
-    internal void WorkerClrFlags(uint flags)
+    internal void WorkerClrFlagsLocked(uint flags)
     {
+        Pool!.AssertLocked();
         uint oflags = Flags;
         Flags &= ~flags;
         if ((flags & WorkerNotRunning) != 0 && (oflags & WorkerNotRunning) != 0 && (Flags & WorkerNotRunning) == 0)
@@ -173,31 +181,31 @@ internal sealed class Worker : IWorkqueueWorkerHooks
                 return;
             }
 
-            pool.WorkerLeaveIdle(this);
+            pool.WorkerLeaveIdleLocked(this);
             if (WorkerShouldRun(pool))
             {
                 // Finish PREP: from here on the worker counts in nr_running (per-CPU pools only).
-                WorkerClrFlags(WorkerPrep | WorkerRebound);
+                WorkerClrFlagsLocked(WorkerPrep | WorkerRebound);
                 do
                 {
                     WorkStruct work = pool.Worklist.EntryNext;
                     if ((Volatile.Read(ref work.Data) & WorkStruct.LinkedFlag) == 0)
                     {
-                        ProcessOneWork(work);
+                        ProcessOneWorkLocked(work);
                         if (!WorkList.Empty(Scheduled))
                         {
-                            ProcessScheduledWorks();
+                            ProcessScheduledWorksLocked();
                         }
                     }
                     else
                     {
-                        MoveLinkedWorks(work, Scheduled);
-                        ProcessScheduledWorks();
+                        MoveLinkedWorksLocked(work, Scheduled);
+                        ProcessScheduledWorksLocked();
                     }
                 }
                 while (pool.KeepWorking());
 
-                WorkerSetFlags(WorkerPrep);
+                WorkerSetFlagsLocked(WorkerPrep);
             }
 
             if ((pool.Flags & WorkerPool.PoolDying) != 0)
@@ -208,8 +216,9 @@ internal sealed class Worker : IWorkqueueWorkerHooks
                 return;
             }
 
-            // Workers are woken only under pool.Lock, so setting the state before dropping it loses no wake-up.
-            pool.WorkerEnterIdle(this);
+            // A waker can only find this worker on the idle list after its state is set here under pool.Lock,
+            // so no wake-up is lost, even one issued after the waker dropped the lock.
+            pool.WorkerEnterIdleLocked(this);
             Sched.SetCurrentState(TaskState.Interruptible);
             pool.Lock.Exit();
             IdleSpin(task, pool.System.Config.IdleSpinIterations);
@@ -223,7 +232,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     {
         while (pool.NeedMoreWorker())
         {
-            if (!pool.MayStartWorking() && pool.ManageWorkers(this))
+            if (!pool.MayStartWorking() && pool.ManageWorkersLocked(this))
             {
                 continue;
             }
@@ -264,17 +273,18 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // process_scheduled_works(): runs the scheduled list to empty; it may grow while it runs. Context: L.
-    internal void ProcessScheduledWorks()
+    internal void ProcessScheduledWorksLocked()
     {
+        Pool!.AssertLocked();
         while (!WorkList.Empty(Scheduled))
         {
-            ProcessOneWork(Scheduled.EntryNext);
+            ProcessOneWorkLocked(Scheduled.EntryNext);
         }
     }
 
     // move_linked_works(): moves work and the works LINKED after it to the tail of head; returns the entry
     // after the last one moved (the nextp of a safe list walk). Context: L.
-    internal static WorkStruct MoveLinkedWorks(WorkStruct work, WorkStruct head)
+    internal static WorkStruct MoveLinkedWorksLocked(WorkStruct work, WorkStruct head)
     {
         while (true)
         {
@@ -290,22 +300,23 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // process_one_work(). Context: L, dropped around the work function and retaken.
-    internal void ProcessOneWork(WorkStruct work)
+    internal void ProcessOneWorkLocked(WorkStruct work)
     {
         WorkerPool pool = Pool!;
+        pool.AssertLocked();
         WorkqueueSystem system = pool.System;
         PoolWorkqueue pwq = system.GetWorkPwq(work)!;
         bool cpuIntensive = (pwq.Wq.Flags & WqFlags.CpuIntensive) != 0;
 
         // Non-reentrancy: a work already running on another worker of this pool runs next on that worker.
-        Worker? collision = pool.FindWorkerExecutingWork(work);
+        Worker? collision = pool.FindWorkerExecutingWorkLocked(work);
         if (collision is not null)
         {
-            MoveLinkedWorks(work, collision.Scheduled);
+            MoveLinkedWorksLocked(work, collision.Scheduled);
             return;
         }
 
-        pool.BusyAdd(this);
+        pool.BusyAddLocked(this);
         WorkFunc func = work.Func;
         CurrentWork = work;
         CurrentFunc = func;
@@ -319,35 +330,37 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         // CPU-intensive works leave concurrency management; the check below then chains the next work.
         if (cpuIntensive)
         {
-            WorkerSetFlags(WorkerCpuIntensive);
+            WorkerSetFlagsLocked(WorkerCpuIntensive);
         }
 
         // Always false for a running per-CPU worker (nr_running >= 1); chains execution for NOT_RUNNING ones.
-        if (pool.NeedMoreWorker())
-        {
-            pool.WakeUpWorker();
-        }
+        EmuTask? toWake = pool.NeedMoreWorker() ? pool.WorkerToWakeLocked() : null;
 
         // Record the last pool and clear PENDING, the last update to the work, with a full barrier: a queuer
         // that finds PENDING clear must see everything the function will read.
         Interlocked.Exchange(ref work.Data, (long)pool.Id << WorkStruct.OffqPoolShift);
 
         pool.Lock.Exit();
+        if (toWake is not null)
+        {
+            Sched.WakeUpProcess(toWake);
+        }
+
         RunWorkFunction(work, func, pwq.Wq, workMap);
         pool.Lock.Enter();
 
         if (cpuIntensive)
         {
-            WorkerClrFlags(WorkerCpuIntensive);
+            WorkerClrFlagsLocked(WorkerCpuIntensive);
         }
 
-        pool.BusyRemove(this);
+        pool.BusyRemoveLocked(this);
         CurrentWork = null;
         CurrentFunc = null;
         Volatile.Write(ref CurrentFuncName, null);
         Volatile.Write(ref CurrentPwq, null);
         Volatile.Write(ref Desc, null);
-        pwq.PwqDecNrInFlight(workColor);
+        pwq.PwqDecNrInFlightLocked(workColor);
     }
 
     // The unlocked middle of process_one_work(): the pseudo-locks, the call, the leak check.

@@ -14,7 +14,10 @@
 // PL WorkqueueSystem.PoolMutex (wq_pool_mutex); MD WorkqueueSystem.MaydayLock (wq_mayday_lock).
 // Differs: v4.4 elects the manager with mutex_trylock(&pool->manager_arb); Emu uses POOL_MANAGER_ACTIVE as
 // kernels since v4.15 do. wq_worker_sleeping takes pool.Lock (as since v5.1) instead of relying on running on
-// the pool's CPU. Emu adds POOL_DYING for WorkqueueSystem shutdown and a creation gate for fault injection.
+// the pool's CPU. On the hot paths (queueing, starting a work, a worker going to sleep) the idle worker is
+// woken after pool.Lock is dropped, not under it (WorkerToWakeLocked). Emu adds POOL_DYING for WorkqueueSystem
+// shutdown and a creation gate for fault injection.
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -132,6 +135,10 @@ public sealed class WorkerPool
 
     internal ref int NrRunningRef => ref _nrRunning.Value;
 
+    // lockdep_assert_held(&pool->lock)
+    [Conditional("DEBUG")]
+    internal void AssertLocked() => Debug.Assert(Lock.IsHeldByCurrentThread, "pool.Lock must be held");
+
     // __need_more_worker()
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool NeedMoreWorkerUnlocked() => Volatile.Read(ref _nrRunning.Value) == 0;
@@ -163,8 +170,9 @@ public sealed class WorkerPool
     internal Worker? FirstIdleWorker() => IdleList.First?.Value;
 
     // wake_up_worker(): wakes the most recently idle worker. Context: L.
-    internal void WakeUpWorker()
+    internal void WakeUpWorkerLocked()
     {
+        AssertLocked();
         Worker? worker = FirstIdleWorker();
         if (worker is not null)
         {
@@ -172,9 +180,20 @@ public sealed class WorkerPool
         }
     }
 
-    // find_worker_executing_work(): the worker running this very work with this very function, if any. Context: L.
-    internal Worker? FindWorkerExecutingWork(WorkStruct work)
+    // The task wake_up_worker() would wake, for the hot paths that wake it after dropping pool.Lock: waking a
+    // worker that has meanwhile started running does nothing, and one that went idle again rechecks the pool,
+    // so the late wake-up loses nothing - while a wake-up under the lock may be a futex call that every
+    // queuer and worker of the pool would wait for. Context: L.
+    internal EmuTask? WorkerToWakeLocked()
     {
+        AssertLocked();
+        return FirstIdleWorker()?.Task;
+    }
+
+    // find_worker_executing_work(): the worker running this very work with this very function, if any. Context: L.
+    internal Worker? FindWorkerExecutingWorkLocked(WorkStruct work)
+    {
+        AssertLocked();
         WorkFunc func = work.Func;
         Worker[] busy = _busy;
         for (int i = 0; i < _nrBusy; i++)
@@ -190,8 +209,9 @@ public sealed class WorkerPool
     }
 
     // hash_add(pool->busy_hash, ...). Context: L.
-    internal void BusyAdd(Worker worker)
+    internal void BusyAddLocked(Worker worker)
     {
+        AssertLocked();
         if (_nrBusy == _busy.Length)
         {
             Array.Resize(ref _busy, _busy.Length * 2);
@@ -202,8 +222,9 @@ public sealed class WorkerPool
     }
 
     // hash_del(&worker->hentry). Context: L.
-    internal void BusyRemove(Worker worker)
+    internal void BusyRemoveLocked(Worker worker)
     {
+        AssertLocked();
         int i = worker.BusyIndex;
         Worker last = _busy[--_nrBusy];
         _busy[i] = last;
@@ -213,8 +234,9 @@ public sealed class WorkerPool
     }
 
     // worker_enter_idle(). Context: L.
-    internal void WorkerEnterIdle(Worker worker)
+    internal void WorkerEnterIdleLocked(Worker worker)
     {
+        AssertLocked();
         if ((worker.Flags & Worker.WorkerIdle) != 0 || worker.IdleNode.List is not null || worker.BusyIndex >= 0)
         {
             System.WarnOnce("worker_enter_idle: worker already idle or busy");
@@ -238,15 +260,16 @@ public sealed class WorkerPool
     }
 
     // worker_leave_idle(). Context: L.
-    internal void WorkerLeaveIdle(Worker worker)
+    internal void WorkerLeaveIdleLocked(Worker worker)
     {
+        AssertLocked();
         if ((worker.Flags & Worker.WorkerIdle) == 0)
         {
             System.WarnOnce("worker_leave_idle: worker not idle");
             return;
         }
 
-        worker.WorkerClrFlags(Worker.WorkerIdle);
+        worker.WorkerClrFlagsLocked(Worker.WorkerIdle);
         NrIdle--;
         IdleList.Remove(worker.IdleNode);
     }
@@ -284,7 +307,7 @@ public sealed class WorkerPool
         lock (Lock)
         {
             NrWorkers++;
-            WorkerEnterIdle(worker);
+            WorkerEnterIdleLocked(worker);
         }
 
         task.Start(); // wake_up_process(): the worker leaves idle itself if there is work
@@ -292,8 +315,9 @@ public sealed class WorkerPool
     }
 
     // destroy_worker(): tells an idle worker to exit. Context: L.
-    internal void DestroyWorker(Worker worker)
+    internal void DestroyWorkerLocked(Worker worker)
     {
+        AssertLocked();
         if (worker.CurrentWork is not null || !WorkList.Empty(worker.Scheduled) || (worker.Flags & Worker.WorkerIdle) == 0)
         {
             System.WarnOnce("destroy_worker: worker is not idle");
@@ -346,8 +370,9 @@ public sealed class WorkerPool
 
     // manage_workers(): become the manager unless someone is, and make sure an idle worker exists. Returns
     // whether management was performed (the caller's checks may be stale). Context: L, dropped and retaken.
-    internal bool ManageWorkers(Worker worker)
+    internal bool ManageWorkersLocked(Worker worker)
     {
+        AssertLocked();
         if ((Flags & PoolManagerActive) != 0)
         {
             return false;
@@ -356,7 +381,7 @@ public sealed class WorkerPool
         Flags |= PoolManagerActive;
         Manager = worker;
 
-        MaybeCreateWorker();
+        MaybeCreateWorkerLocked();
 
         Manager = null;
         Flags &= ~PoolManagerActive;
@@ -366,7 +391,7 @@ public sealed class WorkerPool
 
     // maybe_create_worker(): retries every CREATE_COOLDOWN until a worker exists; if that takes longer than
     // MAYDAY_INITIAL_TIMEOUT the mayday timer calls the rescuers. Context: L, dropped and retaken.
-    private void MaybeCreateWorker()
+    private void MaybeCreateWorkerLocked()
     {
         WorkqueueConfig config = System.Config;
         while (true)
@@ -419,7 +444,7 @@ public sealed class WorkerPool
                     break;
                 }
 
-                DestroyWorker(worker);
+                DestroyWorkerLocked(worker);
             }
         }
     }
@@ -436,7 +461,7 @@ public sealed class WorkerPool
                 {
                     for (WorkStruct work = Worklist.EntryNext; work != Worklist; work = work.EntryNext)
                     {
-                        Workqueue.SendMayday(System, work);
+                        Workqueue.SendMaydayLocked(System, work);
                     }
                 }
             }

@@ -13,6 +13,8 @@
 // Locking legend: WQ Mutex; L pool.Lock.
 // Differs: flushers and barriers are heap objects (the kernel's live on the stack); waits go through Emu's
 // completions, so a flusher blocked forever shows in the wait-for graph.
+using System.Diagnostics;
+
 namespace Emu.Kernel;
 
 public sealed partial class Workqueue
@@ -41,7 +43,7 @@ public sealed partial class Workqueue
                 if (FirstFlusher is null)
                 {
                     FirstFlusher = thisFlusher;
-                    if (!FlushWorkqueuePrepPwqs(FlushColor, WorkColor))
+                    if (!FlushWorkqueuePrepPwqsLocked(FlushColor, WorkColor))
                     {
                         // Nothing to flush.
                         FlushColor = nextColor;
@@ -52,7 +54,7 @@ public sealed partial class Workqueue
                 else
                 {
                     FlusherQueue.Add(thisFlusher);
-                    FlushWorkqueuePrepPwqs(-1, WorkColor);
+                    FlushWorkqueuePrepPwqsLocked(-1, WorkColor);
                 }
             }
             else
@@ -96,7 +98,7 @@ public sealed partial class Workqueue
                     WorkColor = WorkNextColor(WorkColor);
                     FlusherQueue.AddRange(FlusherOverflow);
                     FlusherOverflow.Clear();
-                    FlushWorkqueuePrepPwqs(-1, WorkColor);
+                    FlushWorkqueuePrepPwqsLocked(-1, WorkColor);
                 }
 
                 if (FlusherQueue.Count == 0)
@@ -108,7 +110,7 @@ public sealed partial class Workqueue
                 WqFlusher next = FlusherQueue[0];
                 FlusherQueue.RemoveAt(0);
                 FirstFlusher = next;
-                if (FlushWorkqueuePrepPwqs(FlushColor, -1))
+                if (FlushWorkqueuePrepPwqsLocked(FlushColor, -1))
                 {
                     break;
                 }
@@ -256,8 +258,9 @@ public sealed partial class Workqueue
     // flush_workqueue_prep_pwqs(): arm the pwqs with items of flushColor in flight (if flushColor >= 0) and
     // advance every pwq's work color to workColor (if >= 0). Returns whether anything is in flight.
     // Context: WQ.
-    private bool FlushWorkqueuePrepPwqs(int flushColor, int workColor)
+    private bool FlushWorkqueuePrepPwqsLocked(int flushColor, int workColor)
     {
+        Debug.Assert(Mutex.IsHeldByCurrentThread, "wq->mutex must be held");
         bool wait = false;
         if (flushColor >= 0)
         {
@@ -305,6 +308,7 @@ public sealed partial class Workqueue
 
         PoolWorkqueue pwq;
         WqBarrier barrier;
+        EmuTask? toWake;
         lock (pool.Lock)
         {
             // See try_to_grab_pending(): a pwq of the locked pool means the work is queued on it.
@@ -321,7 +325,7 @@ public sealed partial class Workqueue
             }
             else
             {
-                worker = pool.FindWorkerExecutingWork(work);
+                worker = pool.FindWorkerExecutingWorkLocked(work);
                 if (worker is null)
                 {
                     return null;
@@ -331,7 +335,12 @@ public sealed partial class Workqueue
             }
 
             barrier = new WqBarrier(task, worker?.Task);
-            InsertWqBarrier(pwq, barrier, work, worker);
+            toWake = InsertWqBarrierLocked(pwq, barrier, work, worker);
+        }
+
+        if (toWake is not null)
+        {
+            Sched.WakeUpProcess(toWake);
         }
 
         // Flushing another item of a max_active 1 or rescuer-backed workqueue from inside it can deadlock:
@@ -342,9 +351,10 @@ public sealed partial class Workqueue
     }
 
     // insert_wq_barrier(): link the barrier right after the target (or first on the worker running it); it
-    // carries no color so flush_workqueue ignores it. Context: L.
-    private static void InsertWqBarrier(PoolWorkqueue pwq, WqBarrier barrier, WorkStruct target, Worker? worker)
+    // carries no color so flush_workqueue ignores it. Returns the worker to wake after unlocking. Context: L.
+    private static EmuTask? InsertWqBarrierLocked(PoolWorkqueue pwq, WqBarrier barrier, WorkStruct target, Worker? worker)
     {
+        pwq.Pool.AssertLocked();
         WorkStruct pos;
         long linked = 0;
         if (worker is not null)
@@ -360,7 +370,7 @@ public sealed partial class Workqueue
         }
 
         barrier.System = pwq.Pool.System;
-        InsertWork(pwq, barrier, pos, WorkStruct.ColorToFlags(WorkStruct.NoColor) | linked);
+        return InsertWorkLocked(pwq, barrier, pos, WorkStruct.ColorToFlags(WorkStruct.NoColor) | linked, runnable: true);
     }
 
     // __cancel_work_timer()

@@ -8,13 +8,16 @@
 // is blocked on a lock, and it runs nothing beyond the pwq's max_active (delayed items stay delayed).
 // Locking legend: MD WorkqueueSystem.MaydayLock; L pool.Lock.
 // Differs: the rescuer also exits when the WorkqueueSystem shuts down (StopRequested), not only on kthread_stop.
+using System.Diagnostics;
+
 namespace Emu.Kernel;
 
 public sealed partial class Workqueue
 {
     // send_mayday(): ask the rescuer of the work's workqueue to process its pwq. Context: L and MD.
-    internal static void SendMayday(WorkqueueSystem system, WorkStruct work)
+    internal static void SendMaydayLocked(WorkqueueSystem system, WorkStruct work)
     {
+        Debug.Assert(system.MaydayLock.IsHeldByCurrentThread, "wq_mayday_lock must be held");
         PoolWorkqueue pwq = system.GetWorkPwq(work)!;
         Workqueue wq = pwq.Wq;
         Worker? rescuer = wq.RescuerWorker;
@@ -24,7 +27,7 @@ public sealed partial class Workqueue
         }
 
         // Pin the pwq until the rescuer is done with it.
-        pwq.GetPwq();
+        pwq.GetPwqLocked();
         pwq.OnMaydayList = true;
         wq.Maydays.Add(pwq);
         Sched.WakeUpProcess(rescuer.Task);
@@ -95,13 +98,13 @@ public sealed partial class Workqueue
         while (work != pool.Worklist)
         {
             work = System.GetWorkPwq(work) == pwq
-                ? Worker.MoveLinkedWorks(work, scheduled)
+                ? Worker.MoveLinkedWorksLocked(work, scheduled)
                 : work.EntryNext;
         }
 
         if (!WorkList.Empty(scheduled))
         {
-            rescuer.ProcessScheduledWorks();
+            rescuer.ProcessScheduledWorksLocked();
 
             // Running the rescued items may have activated more (delayed items, chained queueing): stay on the
             // mayday list rather than wait for the next MAYDAY_INTERVAL.
@@ -111,7 +114,7 @@ public sealed partial class Workqueue
                 {
                     if (RescuerWorker is not null && !pwq.OnMaydayList)
                     {
-                        pwq.GetPwq();
+                        pwq.GetPwqLocked();
                         pwq.OnMaydayList = true;
                         Maydays.Add(pwq);
                     }
@@ -120,12 +123,12 @@ public sealed partial class Workqueue
         }
 
         // The reference send_mayday() took.
-        pwq.PutPwq();
+        pwq.PutPwqLocked();
 
         // Leaving: if work remains, a regular worker must go on, or the pool stalls at zero concurrency.
         if (pool.NeedMoreWorker())
         {
-            pool.WakeUpWorker();
+            pool.WakeUpWorkerLocked();
         }
 
         rescuer.Pool = null;

@@ -15,10 +15,12 @@
 // takes one lock and allocates nothing.
 // Locking legend: I set at init; L pool.Lock; WQ Mutex (wq->mutex); PL WorkqueueSystem.PoolMutex;
 // MD WorkqueueSystem.MaydayLock; WR WQ for writes, lock-free reads of a published array (RCU in the kernel).
-// Differs: wq->mutex is a host lock (never held across a sleep here); later kernels make unbound + max_active 1
-// implicitly ordered (5c0338c68706) and allow overriding that (__WQ_ORDERED_EXPLICIT, v4.13), v4.4 does not;
-// unbound pwqs are per NUMA node as in v4.4 (affinity scopes, per-pod pwqs, arrived in v6.5/6.6, and max_active
-// became system-wide in v6.9).
+// Differs: wq->mutex is a host lock (never held across a sleep here); a work going to delayed_works wakes no
+// worker (see InsertWorkLocked), and workers are woken after pool.Lock is dropped. Later kernels make unbound +
+// max_active 1 implicitly ordered (5c0338c68706) and allow overriding that (__WQ_ORDERED_EXPLICIT, v4.13), v4.4
+// does not; unbound pwqs are per NUMA node as in v4.4 (affinity scopes, per-pod pwqs, arrived in v6.5/6.6, and
+// max_active became system-wide in v6.9).
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace Emu.Kernel;
@@ -107,7 +109,7 @@ public sealed partial class Workqueue
                 _cpuPwqs![cpu] = pwq;
                 lock (Mutex)
                 {
-                    LinkPwq(pwq);
+                    LinkPwqLocked(pwq);
                 }
             }
         }
@@ -161,25 +163,26 @@ public sealed partial class Workqueue
         {
             for (int node = 0; node < tbl.Length; node++)
             {
-                LinkPwq(tbl[node]);
+                LinkPwqLocked(tbl[node]);
                 Volatile.Write(ref _numaPwqTbl![node], tbl[node]);
             }
 
-            LinkPwq(dfl);
+            LinkPwqLocked(dfl);
             _dflPwq = dfl;
         }
     }
 
     // link_pwq(): sync the pwq with the workqueue's color and max_active and publish it. Context: WQ.
-    private void LinkPwq(PoolWorkqueue pwq)
+    private void LinkPwqLocked(PoolWorkqueue pwq)
     {
+        Debug.Assert(Mutex.IsHeldByCurrentThread, "wq->mutex must be held");
         if (pwq.Linked)
         {
             return;
         }
 
         pwq.WorkColor = WorkColor;
-        pwq.PwqAdjustMaxActive();
+        pwq.PwqAdjustMaxActiveLocked();
         pwq.Linked = true;
         var pwqs = new PoolWorkqueue[_pwqs.Length + 1];
         _pwqs.CopyTo(pwqs, 0);
@@ -295,7 +298,7 @@ public sealed partial class Workqueue
             Volatile.Write(ref SavedMaxActive, maxActive);
             foreach (PoolWorkqueue pwq in _pwqs)
             {
-                pwq.PwqAdjustMaxActive();
+                pwq.PwqAdjustMaxActiveLocked();
             }
         }
     }
@@ -318,6 +321,12 @@ public sealed partial class Workqueue
     /// </summary>
     public void DestroyWorkqueue()
     {
+        if (IsDestroyed)
+        {
+            System.Warn($"destroy_workqueue: {Name} destroyed twice");
+            return;
+        }
+
         DrainWorkqueue();
 
         Worker? rescuer;
@@ -389,7 +398,7 @@ public sealed partial class Workqueue
         }
     }
 
-    /// <summary>Whether <see cref="DestroyWorkqueue"/> has completed.</summary>
+    /// <summary>Whether <see cref="DestroyWorkqueue"/> has drained the workqueue and is releasing (or has released) it.</summary>
     public bool IsDestroyed
     {
         get
@@ -429,7 +438,7 @@ public sealed partial class Workqueue
         {
             lock (pool.Lock)
             {
-                if (pool.FindWorkerExecutingWork(work) is not null)
+                if (pool.FindWorkerExecutingWorkLocked(work) is not null)
                 {
                     ret |= WorkBusyFlags.Running;
                 }
@@ -463,7 +472,10 @@ public sealed partial class Workqueue
     internal void __QueueWork(int cpu, WorkStruct work)
     {
         int reqCpu = cpu;
-        work.System = System;
+        if (work.System is null)
+        {
+            work.System = System;
+        }
 
         // If draining, only work items from the same workqueue are allowed.
         if ((_flags & (int)WqFlags.Draining) != 0 && !IsChainedWork())
@@ -493,7 +505,7 @@ public sealed partial class Workqueue
             if (lastPool is not null && lastPool != pwq.Pool)
             {
                 lastPool.Lock.Enter();
-                Worker? worker = lastPool.FindWorkerExecutingWork(work);
+                Worker? worker = lastPool.FindWorkerExecutingWorkLocked(work);
                 if (worker is not null && worker.CurrentPwq!.Wq == this)
                 {
                     pwq = worker.CurrentPwq;
@@ -543,26 +555,32 @@ public sealed partial class Workqueue
                 worklist = pwq.DelayedWorks;
             }
 
-            InsertWork(pwq, work, worklist, workFlags);
+            EmuTask? toWake = InsertWorkLocked(pwq, work, worklist, workFlags, runnable: worklist == pwq.Pool.Worklist);
             pwq.Pool.Lock.Exit();
+            if (toWake is not null)
+            {
+                Sched.WakeUpProcess(toWake);
+            }
+
             return;
         }
     }
 
-    // insert_work(): the caller owns the work; link it before pos and wake a worker if nobody is running.
+    // insert_work(): the caller owns the work; link it before pos. Returns the idle worker to wake, if nobody
+    // is running, for the caller to wake once it has dropped the lock (see WorkerPool.WorkerToWakeLocked).
     // wq_worker_sleeping() takes pool.Lock in Emu, so the kernel's smp_mb() pairing with it is the lock.
-    // Context: L.
-    internal static void InsertWork(PoolWorkqueue pwq, WorkStruct work, WorkStruct pos, long extraFlags)
+    // Differs: v4.4 also wakes a worker for an item that goes to delayed_works; no worker can run that item,
+    // and the items a worker could run woke one when they were queued, so Emu skips that wake-up (runnable
+    // false), which in Emu may cost a futex round trip per queued item. Context: L.
+    internal static EmuTask? InsertWorkLocked(PoolWorkqueue pwq, WorkStruct work, WorkStruct pos, long extraFlags, bool runnable)
     {
         WorkerPool pool = pwq.Pool;
+        pool.AssertLocked();
         Volatile.Write(ref work.Data, ((long)pwq.Id << WorkStruct.FlagBits) | WorkStruct.PendingFlag | WorkStruct.PwqFlag | extraFlags);
         WorkList.AddTail(work, pos);
-        pwq.GetPwq();
+        pwq.GetPwqLocked();
 
-        if (pool.NeedMoreWorkerUnlocked())
-        {
-            pool.WakeUpWorker();
-        }
+        return runnable && pool.NeedMoreWorkerUnlocked() ? pool.WorkerToWakeLocked() : null;
     }
 
     // is_chained_work(): is the caller a worker running an item of this workqueue?
@@ -618,11 +636,11 @@ public sealed partial class Workqueue
                 // A delayed work may have NO_COLOR barriers linked; activate it so they move with it.
                 if ((Volatile.Read(ref work.Data) & WorkStruct.DelayedFlag) != 0)
                 {
-                    pwq.PwqActivateDelayedWork(work);
+                    pwq.PwqActivateDelayedWorkLocked(work);
                 }
 
                 WorkList.DelInit(work);
-                pwq.PwqDecNrInFlight(WorkStruct.ColorOf(Volatile.Read(ref work.Data)));
+                pwq.PwqDecNrInFlightLocked(WorkStruct.ColorOf(Volatile.Read(ref work.Data)));
                 Volatile.Write(ref work.Data, ((long)pool.Id << WorkStruct.OffqPoolShift) | WorkStruct.PendingFlag);
                 pool.Lock.Exit();
                 return 1;

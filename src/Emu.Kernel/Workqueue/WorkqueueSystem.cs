@@ -14,6 +14,7 @@
 // Emu adds a creation gate (FailWorkerCreation) that makes create_worker() fail, as it can under memory
 // pressure, and a shutdown that the kernel never needs.
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text;
 using Emu.Interop;
 
@@ -184,7 +185,7 @@ public sealed class WorkqueueSystem : IDisposable
             {
                 foreach (PoolWorkqueue pwq in wq.Pwqs)
                 {
-                    pwq.PwqAdjustMaxActive();
+                    pwq.PwqAdjustMaxActiveLocked();
                 }
             }
 
@@ -390,14 +391,15 @@ public sealed class WorkqueueSystem : IDisposable
                 pool.Flags |= WorkerPool.PoolDying;
                 while (pool.FirstIdleWorker() is { } idle)
                 {
-                    pool.DestroyWorker(idle);
+                    pool.DestroyWorkerLocked(idle);
                 }
             }
 
-            // Wake the busy ones too: a manager sleeping between failed creations must notice.
+            // A manager sleeping (interruptibly) between failed creations must notice; workers sleeping inside
+            // a work item are left alone.
             foreach (EmuTask task in pool.WorkerTasks())
             {
-                Sched.WakeUpProcess(task);
+                Sched.TryToWakeUp(task, TaskState.Interruptible);
                 tasks.Add(task);
             }
         }
@@ -443,7 +445,7 @@ public sealed class WorkqueueSystem : IDisposable
     {
         lock (PoolMutex)
         {
-            WorkerPool pool = GetUnboundPool(highpri, cpumask, wq.Name);
+            WorkerPool pool = GetUnboundPoolLocked(highpri, cpumask, wq.Name);
             var pwq = new PoolWorkqueue(wq, pool, _pwqIdr.Alloc());
             _pwqIdr.Publish(pwq.Id, pwq);
             return pwq;
@@ -476,7 +478,7 @@ public sealed class WorkqueueSystem : IDisposable
         pool.Flags |= WorkerPool.PoolManagerActive;
         while (pool.FirstIdleWorker() is { } worker)
         {
-            pool.DestroyWorker(worker);
+            pool.DestroyWorkerLocked(worker);
         }
 
         pool.Lock.Exit();
@@ -524,8 +526,9 @@ public sealed class WorkqueueSystem : IDisposable
     }
 
     // get_unbound_pool(): the pool with these attributes, shared, or a new one with its first worker. Context: PL.
-    private WorkerPool GetUnboundPool(bool highpri, int[] cpumask, string forWq)
+    private WorkerPool GetUnboundPoolLocked(bool highpri, int[] cpumask, string forWq)
     {
+        Debug.Assert(PoolMutex.IsHeldByCurrentThread, "wq_pool_mutex must be held");
         foreach (WorkerPool existing in _unboundPools)
         {
             if (existing.Highpri == highpri && existing.Cpumask.AsSpan().SequenceEqual(cpumask))
@@ -572,7 +575,7 @@ public sealed class WorkqueueSystem : IDisposable
             {
                 foreach (PoolWorkqueue pwq in wq.Pwqs)
                 {
-                    pwq.PwqAdjustMaxActive();
+                    pwq.PwqAdjustMaxActiveLocked();
                 }
             }
         }

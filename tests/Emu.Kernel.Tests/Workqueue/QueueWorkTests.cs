@@ -244,6 +244,40 @@ public sealed class QueueWorkTests : WorkqueueTestBase
         Assert.That(Log.Lines, Has.Some.Contains("(&leaky->mutex)"));
     }
 
+    [Test]
+    public void ShowWorkqueueState_ListsInFlightPendingAndDelayedItemsOfBusyWorkqueues()
+    {
+        Workqueue wq = Sys.AllocWorkqueue("busy_wq", WqFlags.Unbound, 1);
+        var gate = new Gate("gate");
+        TestWork running = Work("running_fn", _ => gate.Wait());
+        wq.QueueWork(running);
+        WaitUntil(() => gate.Waiting == 1, "the first item runs");
+        wq.QueueWork(Nop("delayed_fn"));
+
+        Sys.ShowWorkqueueState();
+
+        gate.Open();
+        string[] lines = Log.Lines;
+        Assert.That(lines, Has.Some.EqualTo("Showing busy workqueues and worker pools:"));
+        Assert.That(lines, Has.Some.EqualTo("workqueue busy_wq: flags=0x2"));
+        Assert.That(lines, Has.Some.Matches(@"^  pwq 4: cpus=0,1 flags=0x[0-9a-f]+ nice=0 active=1/1$"));
+        Assert.That(lines, Has.Some.EqualTo($"    in-flight: {running.LastTask!.Pid}:running_fn"));
+        Assert.That(lines, Has.Some.EqualTo("    delayed: delayed_fn"));
+        Assert.That(lines, Has.None.Contains("workqueue events"), "idle workqueues are not listed");
+    }
+
+    [Test]
+    public void QueueWork_OnAnotherSystemsWorkqueue_Throws()
+    {
+        TestWork work = Nop("nop_fn");
+        Sys.SystemWq.QueueWork(work);
+        AsTask(() => Workqueue.FlushWork(work));
+        using var other = new WorkqueueSystem(CreateLayout(), CreateConfig());
+
+        Assert.That(() => other.SystemWq.QueueWork(work), Throws.InvalidOperationException);
+        Assert.That(work.Pending, Is.False, "a refused work is not left pending");
+    }
+
     // The worker whose WorkerInfo names the work's function.
     private EmuTask FindWorkerRunning(WorkStruct work) =>
         Sys.Pools().SelectMany(p => p.WorkerTasks())

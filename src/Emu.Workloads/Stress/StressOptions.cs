@@ -1,0 +1,94 @@
+// The knobs of `emu stress` and what they mean for the backing store's size.
+using Emu.Btrfs;
+using Emu.Workloads.Backing;
+
+namespace Emu.Workloads.Stress;
+
+/// <summary>What a stress run does.</summary>
+public sealed record StressOptions
+{
+    /// <summary>Most blocks one data operation touches.</summary>
+    public const int MaxBlocksPerOp = 8;
+
+    /// <summary>Most snapshots one run creates (each pins the data it saw, and snapshots are never deleted).</summary>
+    public const int MaxSnapshots = 1000;
+
+    /// <summary>The kernel to emulate.</summary>
+    public BtrfsMode Mode { get; init; } = BtrfsMode.Unpatched;
+
+    /// <summary>How many files the tasks share.</summary>
+    public int Files { get; init; } = 2;
+
+    /// <summary>Bytes per file (a multiple of 4 KiB).</summary>
+    public long FileSize { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// Data tasks (buffered writers, O_DIRECT readers, O_DIRECT writers, in that rotation); a syncer and a
+    /// snapshotter run besides them.
+    /// </summary>
+    public int Tasks { get; init; } = 5;
+
+    /// <summary>How long to run unless a deadlock or hang stops it first.</summary>
+    public TimeSpan Runtime { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The seed of every random choice.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>hung_task_timeout, in ms.</summary>
+    public long HungTaskTimeoutMs { get; init; } = 2000;
+
+    /// <summary>The backing store (its size is set from the files).</summary>
+    public BackingOptions Backing { get; init; } = new();
+
+    /// <summary>Where the kernel log is echoed, or null.</summary>
+    public TextWriter? Console { get; init; }
+
+    /// <summary>Where progress lines go once per second, or null for none.</summary>
+    public TextWriter? Progress { get; init; }
+
+    /// <summary>Whether progress lines rewrite one terminal line ("\r") instead of printing one line each.</summary>
+    public bool ProgressOnOneLine { get; init; }
+
+    /// <summary>Blocks per file.</summary>
+    public int BlocksPerFile => (int)(FileSize / Payload.BlockSize);
+
+    /// <summary>
+    /// The backing store the run needs: the reserved superblock area, every file rewritten copy-on-write a few
+    /// times over, the data every snapshot may pin, and slack for allocator fragmentation.
+    /// </summary>
+    public long RequiredBackingBytes
+    {
+        get
+        {
+            long data = Files * FileSize;
+            long bytes = (1L << 20) + data * (8 + MaxSnapshots) + (16L << 20);
+            return (bytes + (1L << 20) - 1) & ~((1L << 20) - 1);
+        }
+    }
+
+    /// <summary>Checks the sizes; returns a one-line problem, or null.</summary>
+    public string? Validate()
+    {
+        if (Files < 1 || Files > 1024)
+        {
+            return $"--files {Files} is out of range; use 1 to 1024";
+        }
+
+        if (FileSize < 2 * Payload.BlockSize || FileSize % Payload.BlockSize != 0 || FileSize > (1L << 30))
+        {
+            return $"--file-size {FileSize} must be a multiple of 4 KiB between 8 KiB and 1 GiB";
+        }
+
+        if (Tasks < 1 || Tasks > 256)
+        {
+            return $"--tasks {Tasks} is out of range; use 1 to 256";
+        }
+
+        if (Runtime <= TimeSpan.Zero)
+        {
+            return "--runtime must be positive";
+        }
+
+        return null;
+    }
+}

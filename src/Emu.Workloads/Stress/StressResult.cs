@@ -1,0 +1,183 @@
+// What `emu stress` measured.
+using System.Text.Json;
+using Emu.Btrfs;
+
+namespace Emu.Workloads.Stress;
+
+/// <summary>The operations of the stress mix.</summary>
+public enum StressOp
+{
+    /// <summary>pwrite(2) through the page cache.</summary>
+    BufferedWrite,
+
+    /// <summary>pread(2) with O_DIRECT, spanning several blocks (and so several extents).</summary>
+    DirectRead,
+
+    /// <summary>pwrite(2) with O_DIRECT.</summary>
+    DirectWrite,
+
+    /// <summary>sync(2).</summary>
+    Sync,
+
+    /// <summary>ioctl(BTRFS_IOC_SNAP_CREATE_V2).</summary>
+    Snapshot,
+}
+
+/// <summary>Throughput and latency of one operation type.</summary>
+/// <param name="Op">The operation.</param>
+/// <param name="Count">Operations completed.</param>
+/// <param name="OpsPerSec">Completed per second of run time.</param>
+/// <param name="P50Us">Median latency, in microseconds.</param>
+/// <param name="P99Us">99th percentile latency, in microseconds.</param>
+public sealed record StressOpStats(StressOp Op, long Count, double OpsPerSec, double P50Us, double P99Us);
+
+/// <summary>The outcome of a stress run.</summary>
+public sealed record StressResult
+{
+    /// <summary>The mode run.</summary>
+    public required BtrfsMode Mode { get; init; }
+
+    /// <summary>The seed of the run's choices.</summary>
+    public required ulong Seed { get; init; }
+
+    /// <summary>The backing store.</summary>
+    public required string Backing { get; init; }
+
+    /// <summary>The engine that ran.</summary>
+    public required string Engine { get; init; }
+
+    /// <summary>Files, file size, data tasks.</summary>
+    public required StressOptions Options { get; init; }
+
+    /// <summary>How long the workload ran, in ms.</summary>
+    public long RuntimeMs { get; init; }
+
+    /// <summary>Per-operation throughput and latency.</summary>
+    public IReadOnlyList<StressOpStats> Stats { get; init; } = [];
+
+    /// <summary>Whether the wait-for graph found a circular wait.</summary>
+    public bool Deadlocked { get; init; }
+
+    /// <summary>Time from the start of the workload to the first deadlock, in ms.</summary>
+    public long? TimeToFirstDeadlockMs { get; init; }
+
+    /// <summary>The first deadlock's report lines.</summary>
+    public IReadOnlyList<string> DeadlockReport { get; init; } = [];
+
+    /// <summary>
+    /// Cycles the wait-for graph reported that resolved within the confirmation period (with the members'
+    /// stacks when reported): false positives of the graph, listed for whoever maintains it.
+    /// </summary>
+    public IReadOnlyList<string> TransientCycles { get; init; } = [];
+
+    /// <summary>Tasks khungtaskd reported hung ("comm:pid").</summary>
+    public IReadOnlyList<string> HungTasks { get; init; } = [];
+
+    /// <summary>Data mismatches (at most the first 100).</summary>
+    public IReadOnlyList<Mismatch> Mismatches { get; init; } = [];
+
+    /// <summary>Total mismatches found (may exceed the list).</summary>
+    public long MismatchCount { get; init; }
+
+    /// <summary>Bytes read and checked against the shadow model (during the run and at the end).</summary>
+    public long VerifiedBytes { get; init; }
+
+    /// <summary>Whether every file was checked after the run (after sync).</summary>
+    public bool FinalCheckDone { get; init; }
+
+    /// <summary>Snapshots created.</summary>
+    public long Snapshots { get; init; }
+
+    /// <summary>A problem that stopped the run other than a deadlock, hang or mismatch, or null.</summary>
+    public string? Failure { get; init; }
+
+    /// <summary>Whether the run found something wrong: a deadlock, a hang, a mismatch, or a failure.</summary>
+    public bool FoundProblem => Deadlocked || HungTasks.Count > 0 || MismatchCount > 0 || Failure is not null;
+
+    /// <summary>Writes the result as one JSON object.</summary>
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.WriteStartObject();
+        w.WriteString("mode", Mode.ToString().ToLowerInvariant());
+        w.WriteNumber("seed", Seed);
+        w.WriteString("backing", Backing);
+        w.WriteString("engine", Engine);
+        w.WriteNumber("files", Options.Files);
+        w.WriteNumber("fileSize", Options.FileSize);
+        w.WriteNumber("tasks", Options.Tasks);
+        w.WriteNumber("runtimeMs", RuntimeMs);
+        w.WriteStartObject("ops");
+        foreach (StressOpStats s in Stats)
+        {
+            w.WriteStartObject(JsonNamingPolicy.CamelCase.ConvertName(s.Op.ToString()));
+            w.WriteNumber("count", s.Count);
+            w.WriteNumber("opsPerSec", Math.Round(s.OpsPerSec, 1));
+            w.WriteNumber("p50Us", Math.Round(s.P50Us, 1));
+            w.WriteNumber("p99Us", Math.Round(s.P99Us, 1));
+            w.WriteEndObject();
+        }
+
+        w.WriteEndObject();
+        w.WriteBoolean("deadlocked", Deadlocked);
+        if (TimeToFirstDeadlockMs is { } t)
+        {
+            w.WriteNumber("timeToFirstDeadlockMs", t);
+        }
+        else
+        {
+            w.WriteNull("timeToFirstDeadlockMs");
+        }
+
+        w.WriteStartArray("deadlockReport");
+        foreach (string line in DeadlockReport)
+        {
+            w.WriteStringValue(line);
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("transientCycles");
+        foreach (string line in TransientCycles)
+        {
+            w.WriteStringValue(line);
+        }
+
+        w.WriteEndArray();
+        w.WriteNumber("hangs", HungTasks.Count);
+        w.WriteStartArray("hungTasks");
+        foreach (string h in HungTasks)
+        {
+            w.WriteStringValue(h);
+        }
+
+        w.WriteEndArray();
+        w.WriteNumber("mismatches", MismatchCount);
+        w.WriteStartArray("mismatchList");
+        foreach (Mismatch m in Mismatches)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("file", m.File);
+            w.WriteNumber("inode", m.Ino);
+            w.WriteNumber("offset", m.Offset);
+            w.WriteString("expected", m.Expected);
+            w.WriteString("found", m.Found);
+            w.WriteString("context", m.Context);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteNumber("verifiedBytes", VerifiedBytes);
+        w.WriteBoolean("finalCheckDone", FinalCheckDone);
+        w.WriteNumber("snapshots", Snapshots);
+        if (Failure is null)
+        {
+            w.WriteNull("failure");
+        }
+        else
+        {
+            w.WriteString("failure", Failure);
+        }
+
+        w.WriteEndObject();
+    }
+}
