@@ -4,17 +4,11 @@ namespace Emu.Btrfs;
 
 internal static class Errno
 {
-    public const int ENOENT = 2;
     public const int EIO = 5;
-    public const int EBADF = 9;
     public const int EAGAIN = 11;
-    public const int ENOMEM = 12;
     public const int ENOTBLK = 15;
     public const int EBUSY = 16;
     public const int EEXIST = 17;
     public const int EINVAL = 22;
-    public const int EFBIG = 27;
     public const int ENOSPC = 28;
-    public const int EROFS = 30;
-    public const int EUCLEAN = 117;
 }

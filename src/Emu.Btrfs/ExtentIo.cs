@@ -201,7 +201,6 @@ public static class ExtentIo
         using KFrame frame = KFunc.Enter("extent_write_cache_pages");
         AddressSpace mapping = inode.Mapping;
         int err = 0;
-        bool done = false;
         bool nrToWriteDone = false;
         bool scanned = false;
         long index;
@@ -218,7 +217,7 @@ public static class ExtentIo
             scanned = true;
         }
 
-        PageCacheTag tag = wbc.SyncMode == WbSyncMode.All || wbc.TaggedWritepages ? PageCacheTag.Towrite : PageCacheTag.Dirty;
+        PageCacheTag tag = wbc.SyncMode == WbSyncMode.All ? PageCacheTag.Towrite : PageCacheTag.Dirty;
         Page[] pvec = ArrayPool<Page>.Shared.Rent(PageCache.PagevecSize);
         try
         {
@@ -230,7 +229,7 @@ public static class ExtentIo
                 }
 
                 int nrPages;
-                while (!done && !nrToWriteDone && index <= end &&
+                while (!nrToWriteDone && index <= end &&
                        (nrPages = PageCache.PagevecLookupTag(mapping, ref index, end, tag, pvec.AsSpan(0, PageCache.PagevecSize))) != 0)
                 {
                     scanned = true;
@@ -290,7 +289,7 @@ public static class ExtentIo
                     Sched.CondResched();
                 }
 
-                if (!scanned && !done && err == 0)
+                if (!scanned && err == 0)
                 {
                     // Hit the end of the file with work left: wrap back to the start.
                     scanned = true;

@@ -85,18 +85,6 @@ public sealed class ExtentMapTree
         }
     }
 
-    /// <summary>Number of cached maps.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (Lock)
-            {
-                return _maps.Count;
-            }
-        }
-    }
-
     internal ExtentMap? LookupLocked(long start, long len)
     {
         int i = FirstEndingAfter(start);

@@ -332,14 +332,14 @@ public static partial class Inode
             int sector = 0;
             foreach (ref readonly BioVec bvec in bio.Vecs)
             {
-                Span<byte> data = BioVecSpan(inode.FsInfo, bvec, 0, (int)bvec.BvLen);
-                if (BtrfsReadpageEndIoHook(ioBio, sector, data, inode, dip.LogicalOffset + (long)sector * sectorSize) != 0)
+                for (uint done = 0; done < bvec.BvLen && err == 0; done += (uint)sectorSize, sector++)
                 {
-                    err = -Errno.EIO;
-                    break;
+                    Span<byte> data = BioVecSpan(inode.FsInfo, bvec, done, sectorSize);
+                    if (BtrfsReadpageEndIoHook(ioBio, sector, data, inode, dip.LogicalOffset + (long)sector * sectorSize) != 0)
+                    {
+                        err = -Errno.EIO;
+                    }
                 }
-
-                sector += (int)(bvec.BvLen / sectorSize);
             }
         }
 

@@ -396,10 +396,17 @@ public static partial class Inode
         return works.Count;
     }
 
-    internal static Span<byte> BioVecSpan(BtrfsFsInfo fsInfo, in BioVec bvec, uint offset, int len) =>
-        bvec.BvPage is { } page
-            ? fsInfo.Zone.PageData(page).Slice((int)(bvec.BvOffset + offset), len)
-            : fsInfo.Zone.FrameSpan(bvec.BvBase).Slice((int)(bvec.BvOffset + offset), len);
+    // The bytes [offset, offset + len) of a bio vector; len never crosses a page (frame) boundary.
+    internal static Span<byte> BioVecSpan(BtrfsFsInfo fsInfo, in BioVec bvec, uint offset, int len)
+    {
+        if (bvec.BvPage is { } page)
+        {
+            return fsInfo.Zone.PageData(page).Slice((int)(bvec.BvOffset + offset), len);
+        }
+
+        nint address = bvec.Address + (nint)offset;
+        return fsInfo.Zone.FrameSpan(address & ~(nint)(Page.PageSize - 1)).Slice((int)(address & (Page.PageSize - 1)), len);
+    }
 
     internal static void QueueFinishOrdered(BtrfsOrderedExtent ordered)
     {

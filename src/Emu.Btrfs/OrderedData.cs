@@ -481,7 +481,6 @@ public static class OrderedData
                     break;
                 }
 
-                ordered.FlushWork.Ordered.Completion.Reinit();
                 root.FsInfo.Workqueues.InitWork(ordered.FlushWork, "btrfs_flush_delalloc_helper", s_runOrderedExtentWork);
                 works.Add(ordered);
                 AsyncThread.BtrfsQueueWork(root.FsInfo.Workqueues.FlushWorkers, ordered.FlushWork);

@@ -12,6 +12,7 @@ public static class EmuApp
         var root = new RootCommand("Emu: the btrfs DIO-read vs buffered-write deadlock (fixed in Linux 4.6), emulated in user space with real threads and real O_DIRECT I/O.");
         root.Subcommands.Add(TopologyCommand.Create());
         root.Subcommands.Add(BlkCommand.Create());
+        root.Subcommands.Add(WqCommand.Create());
         root.Subcommands.Add(ReproCommand.Create());
         root.Subcommands.Add(StressCommand.Create());
         return CommandRunner.Run(root, args);

@@ -1,5 +1,6 @@
 // fs/btrfs/file.c __btrfs_buffered_write and mm/filemap.c do_generic_file_read over btrfs (v4.4): data written
 // through the page cache reads back, from the cache and, after writeback and eviction, from disk.
+using Emu.Kernel;
 using NUnit.Framework;
 
 namespace Emu.Btrfs.Tests;
@@ -67,5 +68,30 @@ public sealed class BufferedIoTests : BtrfsTestBase
 
         Assert.That(read.AsSpan(0, 3 * 4096).ToArray(), Is.All.EqualTo(0));
         Assert.That(read.AsSpan(3 * 4096).ToArray(), Is.EqualTo(data));
+    }
+
+    [Test]
+    public void SysWriteAndSysRead_AdvanceTheFilePositionAndAppendAtEof()
+    {
+        Mount();
+        BtrfsInode inode = Fs.CreateFile();
+        VfsFile file = Fs.Open(inode);
+        VfsFile append = Fs.Open(inode, OpenFlags.Append);
+        byte[] first = Pattern(5000, 1);
+        byte[] second = Pattern(300, 2);
+
+        Assert.That(ReadWrite.SysWrite(file, first), Is.EqualTo(first.Length));
+        Assert.That(file.Pos, Is.EqualTo(first.Length));
+        Assert.That(ReadWrite.SysWrite(append, second), Is.EqualTo(second.Length));
+        file.Pos = 0;
+        var buf = new byte[6000];
+        long n = ReadWrite.SysRead(file, buf);
+
+        Assert.That(n, Is.EqualTo(first.Length + second.Length));
+        Assert.That(file.Pos, Is.EqualTo(n));
+        Assert.That(buf.AsSpan(0, first.Length).ToArray(), Is.EqualTo(first));
+        Assert.That(buf.AsSpan(first.Length, second.Length).ToArray(), Is.EqualTo(second));
+        Assert.That(ReadWrite.SysRead(file, buf), Is.EqualTo(0), "EOF");
+        Assert.That(HeldLocks.Count(EmuTask.Current!), Is.EqualTo(0), "f_pos_lock and sb_writers were released");
     }
 }

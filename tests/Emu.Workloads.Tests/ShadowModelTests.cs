@@ -142,6 +142,41 @@ public sealed class ShadowModelTests
     }
 
     [Test]
+    public void Read_TornBetweenTheOldAndAnInFlightWrite_IsLegalButCounted()
+    {
+        var model = new ShadowModel(1, 1, Seed);
+        long old = Write(model, 0, 0, 1);
+        ReadTicket r = model.BeginRead(0);
+        WriteTicket w = model.BeginWrite(0, 0, 1);
+        byte[] torn = Blocks(0, 0, w.Id);
+        Blocks(0, 0, old).AsSpan(2048).CopyTo(torn.AsSpan(2048));
+        var mismatches = new List<Mismatch>();
+
+        model.EndRead(r, 257, 0, torn, "racing", mismatches);
+
+        Assert.That(mismatches, Is.Empty);
+        Assert.That(model.TornBlocks, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Read_TornWithAByteNoWriteWrote_IsAMismatch()
+    {
+        var model = new ShadowModel(1, 1, Seed);
+        long old = Write(model, 0, 0, 1);
+        ReadTicket r = model.BeginRead(0);
+        WriteTicket w = model.BeginWrite(0, 0, 1);
+        byte[] torn = Blocks(0, 0, w.Id);
+        Blocks(0, 0, old).AsSpan(2048).CopyTo(torn.AsSpan(2048));
+        torn[3000] ^= 1;
+        var mismatches = new List<Mismatch>();
+
+        model.EndRead(r, 257, 0, torn, "racing", mismatches);
+
+        Assert.That(mismatches, Has.Count.EqualTo(1));
+        Assert.That(model.TornBlocks, Is.Zero);
+    }
+
+    [Test]
     public void ShortWrite_LeavesItsUnwrittenBlocksLegalEitherWay()
     {
         var model = new ShadowModel(1, 2, Seed);

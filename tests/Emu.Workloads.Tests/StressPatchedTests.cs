@@ -27,9 +27,12 @@ public sealed class StressPatchedTests
         {
             Assert.That(r.Failure, Is.Null);
             Assert.That(r.MismatchCount, Is.Zero, string.Join("\n", r.Mismatches));
-            Assert.That(r.FinalCheckDone || r.Deadlocked, Is.True, "the files are checked after sync unless the run stopped at a deadlock");
+            Assert.That(r.FinalCheckDone, Is.True, "every file is checked after sync");
             Assert.That(r.VerifiedBytes, Is.GreaterThan(0));
-            Assert.That(r.Stats.Where(s => s.Op is StressOp.BufferedWrite or StressOp.DirectRead or StressOp.DirectWrite).Select(s => s.Count), Has.All.GreaterThan(0));
+            Assert.That(r.Deadlocked, Is.False);
+            Assert.That(r.HungTasks, Is.Empty);
+            Assert.That(r.IoErrors, Is.Zero, r.FirstIoError);
+            Assert.That(r.Stats.Where(s => s.Op is StressOp.BufferedWrite or StressOp.DirectRead or StressOp.Sync).Select(s => s.Count), Has.All.GreaterThan(0));
         });
     }
 

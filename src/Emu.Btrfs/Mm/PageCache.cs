@@ -180,13 +180,6 @@ public static class PageCache
         return __FilemapFdatawriteRange(mapping, start, end, WbSyncMode.All);
     }
 
-    /// <summary>filemap_fdatawrite(): WB_SYNC_ALL writeback of the whole file.</summary>
-    public static int FilemapFdatawrite(AddressSpace mapping)
-    {
-        using KFrame frame = KFunc.Enter("filemap_fdatawrite");
-        return __FilemapFdatawriteRange(mapping, 0, long.MaxValue, WbSyncMode.All);
-    }
-
     /// <summary>filemap_flush(): WB_SYNC_NONE writeback of the whole file.</summary>
     public static int FilemapFlush(AddressSpace mapping)
     {

@@ -7,6 +7,8 @@
 // and _TOWRITE here.
 // Differs: no RCU; every operation runs under the owner's lock (mapping->tree_lock). The tree never shrinks
 // in height. Lookups are allocation-free and fill a caller's array.
+//
+// Locking legend: every field is protected by the owner's lock (mapping->tree_lock), held around each call.
 using System.Diagnostics;
 using System.Numerics;
 

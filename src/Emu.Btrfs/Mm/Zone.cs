@@ -150,24 +150,6 @@ public sealed class Zone : IDisposable
         }
     }
 
-    /// <summary>Number of page-cache pages reclaim could evict right now (clean, unlocked, not under writeback).</summary>
-    public int CountReclaimable()
-    {
-        int n = 0;
-        lock (_lock)
-        {
-            foreach (Page page in _lru)
-            {
-                if (page.Mapping is not null && (page.Flags & (PageFlags.Dirty | PageFlags.Writeback | PageFlags.Locked)) == 0)
-                {
-                    n++;
-                }
-            }
-        }
-
-        return n;
-    }
-
     /// <summary>Releases every slab. The zone must be unused.</summary>
     public void Dispose()
     {

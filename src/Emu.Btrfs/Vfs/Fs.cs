@@ -313,21 +313,11 @@ public ref struct IovIter
     /// <summary>The bytes not yet transferred.</summary>
     public readonly Span<byte> Remaining => _buffer[_done..];
 
-    /// <summary>The whole user buffer (for DIO completion copies at recorded offsets).</summary>
-    public readonly Span<byte> Buffer => _buffer;
-
     /// <summary>iov_iter_advance().</summary>
     public void Advance(int bytes)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(bytes, Count);
         _done += bytes;
-    }
-
-    /// <summary>iov_iter_revert() (v4.11), used to undo a short copy.</summary>
-    public void Revert(int bytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(bytes, _done);
-        _done -= bytes;
     }
 
     /// <summary>copy_page_to_iter(): copies into the buffer and advances.</summary>
@@ -387,7 +377,4 @@ public sealed class WritebackControl
 
     /// <summary>for_sync.</summary>
     public bool ForSync { get; set; }
-
-    /// <summary>tagged_writepages: tag TOWRITE first even in WB_SYNC_NONE.</summary>
-    public bool TaggedWritepages { get; set; }
 }

@@ -654,7 +654,7 @@ public sealed class BdiWriteback
             return;
         }
 
-        if ((inode.IState & InodeState.Dirty) != 0 && (wbc.SyncMode == WbSyncMode.All || wbc.TaggedWritepages))
+        if ((inode.IState & InodeState.Dirty) != 0 && wbc.SyncMode == WbSyncMode.All)
         {
             inode.DirtiedWhen = Environment.TickCount64;
         }

@@ -24,7 +24,7 @@ internal static class BlockLayerBench
         // psync performs each batch inside the hardware queue's submit: a queue per CPU lets jobs on different CPUs
         // run their I/O side by side, as fio's psync jobs do.
         var set = new BlkMqTagSet { QueueDepth = depth, NrHwQueues = o.IoEngine == "psync" ? Environment.ProcessorCount : 0 };
-        using GenDisk disk = GenDisk.Create("emu-bench", engine, set);
+        using GenDisk disk = GenDisk.Create("emubench", engine, set);
         var start = new Completion("bench start");
         var jobs = new Job[o.NumJobs];
         var tasks = new EmuTask[o.NumJobs];

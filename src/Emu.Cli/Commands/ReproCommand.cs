@@ -37,8 +37,9 @@ internal static class ReproCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the kernel log and a summary." };
         var command = new Command("repro",
             "Reproduce the btrfs DIO-read vs buffered-write deadlock (fixed in Linux 4.6 by ade770294df2) with scripted " +
-            "pause points: the flusher's ordered extent [4K,12K), the O_DIRECT read of [0,12K) holding [0,4K), the buffered " +
-            "write of [0,12K) holding its pages, plus the seed's victims (snapshot, sync, flush_delalloc and writeback workers).")
+            "pause points: a writeback pass leaves the ordered extent [4K,12K) with page 2 still dirty, the O_DIRECT read of [0,12K) " +
+            "holds [0,4K), the buffered write of [0,12K) holds its pages, plus the seed's victims (snapshot, sync, flush_delalloc " +
+            "and writeback workers).")
         {
             mode, hung, repeat, json,
         };
@@ -116,6 +117,7 @@ internal static class ReproCommand
             throw new UsageException(e.Message);
         }
 
+        WorkloadOptions.WarnIfFellBack(backing, result.Engine);
         if (json)
         {
             using var stream = new MemoryStream();
@@ -151,7 +153,8 @@ internal static class ReproCommand
             else
                 o.WriteLine("  DEADLOCK: " + string.Join("; ", r.Cycle.Select(e => $"{Name(e.Task)} waits for {e.Resource} held by {Name(e.Holder)}")));
             foreach (var v in r.Victims)
-                o.WriteLine($"  blocked behind it: {Name(v.Task)} ({v.Task.Role}) waits for {v.Resource} held by {Name(v.Holder)}");
+                o.WriteLine($"  blocked behind it: {Name(v.Task)} ({v.Task.Role}) waits for {v.Resource} " +
+                            $"{(v.Resource.StartsWith("completion ", StringComparison.Ordinal) ? "to be completed by" : "held by")} {Name(v.Holder)}");
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  time from start to cycle: {r.TimeToCycleMs} ms (reported {r.DetectionLatencyMs} ms after the read met the ordered extent)"));
             int matching = r.HungTasks.Count(h => h.MissingSeedFrames.Count == 0);
@@ -304,6 +307,13 @@ internal static class WorkloadOptions
         return new BackingOptions { Engine = e, Path = backing, Force = force };
     }
 
+    /// <summary>The io_uring engine falls back to psync where io_uring is unavailable: say so once, on stderr.</summary>
+    public static void WarnIfFellBack(BackingOptions asked, string engine)
+    {
+        if (asked.Engine == BackingEngine.IoUring && engine != "io_uring")
+            Console.Error.WriteLine($"emu: warning: io_uring is unavailable here; using the {engine} engine");
+    }
+
     /// <summary>A duration in ms: plain numbers are seconds; units ms, s, m, h.</summary>
     public static long ParseDuration(string text, string option)
     {
@@ -345,12 +355,18 @@ internal static class ChildRun
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.UseShellExecute = false;
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start a child emu process");
-        var stderrTask = p.StandardError.ReadToEndAsync();
+        var stderr = new StringBuilder();
+        using var p = new Process { StartInfo = psi };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (stderr) stderr.AppendLine(e.Data);
+        };
+        if (!p.Start()) throw new InvalidOperationException("cannot start a child emu process");
+        p.BeginErrorReadLine();
         string stdout = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
-        string stderr = stderrTask.GetAwaiter().GetResult();
-        return (p.ExitCode, stdout, stderr);
+        lock (stderr) return (p.ExitCode, stdout, stderr.ToString());
     }
 
     private static ProcessStartInfo StartInfo()

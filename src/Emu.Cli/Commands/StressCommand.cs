@@ -16,7 +16,13 @@ internal static class StressCommand
         var mode = new Option<string>("--mode") { Description = "unpatched (v4.4 lock_extent_direct: stops at the first deadlock) or patched (v4.6).", DefaultValueFactory = _ => "unpatched" };
         var files = new Option<int>("--files") { Description = "Files the tasks share.", DefaultValueFactory = _ => 2 };
         var fileSize = new Option<string>("--file-size") { Description = "Bytes per file, a multiple of 4k (e.g. 64k, 1M).", DefaultValueFactory = _ => "64k" };
-        var tasks = new Option<int>("--tasks") { Description = "Data tasks, in the rotation buffered writer, O_DIRECT reader, O_DIRECT writer, buffered writer, O_DIRECT reader; a syncer and a snapshotter run besides them, and the flusher writes back in the background.", DefaultValueFactory = _ => 5 };
+        var tasks = new Option<int>("--tasks") { Description = "Data tasks, alternately buffered writers and O_DIRECT readers; a syncer and a snapshotter run besides them, and the flusher writes back in the background.", DefaultValueFactory = _ => 4 };
+        var dioWriters = new Option<int>("--dio-writers")
+        {
+            Description = "O_DIRECT writers besides --tasks (default 0). With them even v4.6 deadlocks: a DIO read waits for a DIRECT " +
+                          "ordered extent while holding the blocks it mapped, and that extent's btrfs_finish_ordered_io can wait for one of them.",
+            DefaultValueFactory = _ => 0,
+        };
         var runtime = new Option<string>("--runtime") { Description = "How long to run unless a deadlock or hang stops it first (seconds, or 500ms, 1m).", DefaultValueFactory = _ => "60" };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of every random choice (printed; default: a new one)." };
         var hung = new Option<string>("--hung-task-timeout") { Description = "khungtaskd's hung_task_timeout (seconds, or 500ms).", DefaultValueFactory = _ => "2" };
@@ -27,15 +33,15 @@ internal static class StressCommand
             "files, on real threads with no scripting; stops at the first deadlock (exit 1) or after --runtime. Every read is checked " +
             "against a shadow model of what each block may legally hold; every file is checked again at the end, after sync.")
         {
-            mode, files, fileSize, tasks, runtime, seed, hung, quiet, json,
+            mode, files, fileSize, tasks, dioWriters, runtime, seed, hung, quiet, json,
         };
         WorkloadOptions.AddBacking(command, out var engine, out var backing, out var force);
-        command.SetAction(p => Execute(p.GetValue(mode)!, p.GetValue(files), p.GetValue(fileSize)!, p.GetValue(tasks), p.GetValue(runtime)!,
+        command.SetAction(p => Execute(p.GetValue(mode)!, p.GetValue(files), p.GetValue(fileSize)!, p.GetValue(tasks), p.GetValue(dioWriters), p.GetValue(runtime)!,
             p.GetValue(seed), p.GetValue(hung)!, p.GetValue(quiet), p.GetValue(json), p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force)));
         return command;
     }
 
-    private static int Execute(string modeText, int files, string fileSizeText, int tasks, string runtimeText, ulong? seed, string hungText,
+    private static int Execute(string modeText, int files, string fileSizeText, int tasks, int dioWriters, string runtimeText, ulong? seed, string hungText,
         bool quiet, bool json, string engine, string? backing, bool force)
     {
         var mode = modeText switch
@@ -55,6 +61,7 @@ internal static class StressCommand
             Files = files,
             FileSize = fileSize,
             Tasks = tasks,
+            DirectWriters = dioWriters,
             Runtime = TimeSpan.FromMilliseconds(runtimeMs),
             Seed = seed ?? SeededSource.NewSeed(),
             HungTaskTimeoutMs = hungMs,
@@ -67,7 +74,7 @@ internal static class StressCommand
         if (text)
         {
             Console.WriteLine($"emu stress: {ReproCommand.ModeName(mode)}, seed {options.Seed}, {files} files x {SizeParser.Format(fileSize)}, " +
-                              $"{tasks} data tasks + syncer + snapshotter, runtime {runtimeMs / 1000.0:0.###}s (replay with --seed {options.Seed})");
+                              $"{tasks} data tasks{(dioWriters > 0 ? $" + {dioWriters} O_DIRECT writers" : "")} + syncer + snapshotter, runtime {runtimeMs / 1000.0:0.###}s (replay with --seed {options.Seed})");
             Console.Out.Flush();
         }
         StressResult result;
@@ -80,6 +87,7 @@ internal static class StressCommand
             throw new UsageException(e.Message);
         }
 
+        WorkloadOptions.WarnIfFellBack(options.Backing, result.Engine);
         if (json)
         {
             using var stream = new MemoryStream();
@@ -92,7 +100,7 @@ internal static class StressCommand
             WriteSummary(Console.Out, result, quiet);
         }
         Console.Out.Flush();
-        if (result.Deadlocked || result.HungTasks.Count > 0 || result.MismatchCount > 0) return CommandRunner.ExitDetected;
+        if (result.Deadlocked || result.HungTasks.Count > 0 || result.MismatchCount > 0 || result.IoErrors > 0) return CommandRunner.ExitDetected;
         return result.Failure is null ? CommandRunner.ExitOk : CommandRunner.ExitInternal;
     }
 
@@ -115,14 +123,15 @@ internal static class StressCommand
         }
         if (r.TransientCycles.Count > 0)
         {
-            o.WriteLine("  transient cycles (reported by the wait-for graph, then resolved: not deadlocks):");
+            o.WriteLine($"  transient cycles: {r.TransientCycleCount} (reported by the wait-for graph, then resolved: not deadlocks); the first:");
             foreach (var line in r.TransientCycles) o.WriteLine("    " + line);
         }
         o.WriteLine($"  hangs: {r.HungTasks.Count}{(r.HungTasks.Count > 0 ? " (" + string.Join(", ", r.HungTasks) + ")" : "")}");
-        o.WriteLine($"  mismatches: {r.MismatchCount}; verified {r.VerifiedBytes} bytes{(r.FinalCheckDone ? ", every file checked after sync" : "")}; {r.Snapshots} snapshots");
+        o.WriteLine($"  mismatches: {r.MismatchCount}; verified {r.VerifiedBytes} bytes ({r.TornBlocks} blocks torn between legal values by a read racing a write){(r.FinalCheckDone ? ", every file checked after sync" : "")}; {r.Snapshots} snapshots");
         foreach (var m in r.Mismatches.Take(20)) o.WriteLine("    MISMATCH " + m);
+        if (r.IoErrors > 0) o.WriteLine($"  I/O ERRORS: {r.IoErrors} (first: {r.FirstIoError})");
         if (r.Failure is not null) o.WriteLine("  FAILED: " + r.Failure);
-        o.WriteLine($"  replay: emu stress --mode {ReproCommand.ModeName(r.Mode)} --seed {r.Seed} --files {r.Options.Files} --file-size {SizeParser.Format(r.Options.FileSize)} --tasks {r.Options.Tasks}");
+        o.WriteLine($"  replay: emu stress --mode {ReproCommand.ModeName(r.Mode)} --seed {r.Seed} --files {r.Options.Files} --file-size {SizeParser.Format(r.Options.FileSize)} --tasks {r.Options.Tasks}{(r.Options.DirectWriters > 0 ? $" --dio-writers {r.Options.DirectWriters}" : "")}");
     }
 
     private static string OpName(StressOp op) => op switch

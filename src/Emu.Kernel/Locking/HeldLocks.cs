@@ -4,7 +4,8 @@
 // Model: every lock acquisition is recorded on the acquiring task in order, with its class, read/write, and
 // the function it was taken in ("at": the shadow-stack top at acquisition, lockdep's acquire ip). Release
 // removes the entry from the holder's list, which may be another task's list (page and extent locks are often
-// released by I/O completion). The formatter prints lockdep's listing:
+// released by I/O completion). The holder changes its own list without locking; other tasks' changes are
+// journalled for it (see EmuTask.Locks.cs). The formatter prints lockdep's listing:
 //   3 locks held by fdm-stress/26851:
 //    #0:  (&type->s_umount_key#37){+++++.}, at: iterate_supers
 // Differs: "at:" prints the function name without address or offset. Locks lockdep never tracked (page
@@ -29,13 +30,26 @@ public static class HeldLocks
     /// <param name="at">Acquiring function; defaults to the task's shadow-stack top (meaningful when <paramref name="task"/> is current).</param>
     public static void Acquired(EmuTask task, IWaitResource lockInstance, LockClass lockClass, bool read = false, string? at = null)
     {
-        lockClass.MarkUsed(read, task == EmuTask.Current && task.InIrq);
+        lockClass.MarkUsed(read, task.InIrq && task == EmuTask.Current);
         task.AddHeld(new HeldLock(lockInstance, lockClass, at ?? task.TopFrame, read));
     }
 
     /// <summary>lock_release(): removes the most recent record of <paramref name="lockInstance"/> from <paramref name="task"/>.</summary>
     /// <returns>false if the task had no record of it.</returns>
     public static bool Released(EmuTask task, IWaitResource lockInstance) => task.RemoveHeld(lockInstance);
+
+    // lock_acquire() by a caller that is current (a kworker around each work item): no lookup of current.
+    internal static void AcquiredByCurrent(EmuTask current, IWaitResource lockInstance, LockClass lockClass, bool read, string? at)
+    {
+        lockClass.MarkUsed(read, current.InIrq);
+        current.AddHeldOwn(lockInstance, lockClass, at, read);
+    }
+
+    // lock_release() by a caller that is current.
+    internal static bool ReleasedByCurrent(EmuTask current, IWaitResource lockInstance) => current.RemoveHeldOwn(lockInstance);
+
+    // lockdep_depth(current).
+    internal static int CountOfCurrent(EmuTask current) => current.HeldCountOwn;
 
     /// <summary>Number of locks <paramref name="task"/> holds (lockdep_depth).</summary>
     public static int Count(EmuTask task) => task.HeldCount;

@@ -368,8 +368,8 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     {
         EmuTask task = Task;
         using KFrame frame = task.Enter("process_one_work");
-        HeldLocks.Acquired(task, wq.LockdepMap, wq.LockdepMap.Class, read: true, at: "process_one_work");
-        HeldLocks.Acquired(task, workMap, workMap.Class, read: false, at: "process_one_work");
+        HeldLocks.AcquiredByCurrent(task, wq.LockdepMap, wq.LockdepMap.Class, read: true, at: "process_one_work");
+        HeldLocks.AcquiredByCurrent(task, workMap, workMap.Class, read: false, at: "process_one_work");
         Sched.Point(SchedPoint.ProcessWork);
         try
         {
@@ -380,10 +380,10 @@ internal sealed class Worker : IWorkqueueWorkerHooks
             Klog.Bug($"BUG: workqueue function {CurrentFuncName} threw {e.GetType().Name}: {e.Message}", task);
         }
 
-        HeldLocks.Released(task, workMap);
-        HeldLocks.Released(task, wq.LockdepMap);
+        HeldLocks.ReleasedByCurrent(task, workMap);
+        HeldLocks.ReleasedByCurrent(task, wq.LockdepMap);
 
-        if (task.InAtomic || HeldLocks.Count(task) > 0)
+        if (task.InAtomic || HeldLocks.CountOfCurrent(task) > 0)
         {
             Klog.Bug($"BUG: workqueue leaked lock or atomic: {task.Comm}/0x{task.PreemptCount:x8}/{task.Pid}", null);
             Klog.Printk($"     last function: {CurrentFuncName}");

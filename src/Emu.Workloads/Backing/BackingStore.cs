@@ -50,13 +50,12 @@ public sealed class BackingStore : IDisposable
 
     private int _disposed;
 
-    private BackingStore(GenDisk disk, string description, string? path, bool created, string? warning)
+    private BackingStore(GenDisk disk, string description, string? path, bool created)
     {
         Disk = disk;
         Description = description;
         Path = path;
         Created = created;
-        Warning = warning;
     }
 
     /// <summary>The emulated disk (the store is its engine's device).</summary>
@@ -71,10 +70,7 @@ public sealed class BackingStore : IDisposable
     /// <summary>Whether this run created the file.</summary>
     public bool Created { get; }
 
-    /// <summary>A one-line warning for the user (e.g. io_uring unavailable, psync used), or null.</summary>
-    public string? Warning { get; }
-
-    /// <summary>The engine actually running: "io_uring", "psync" or "mem".</summary>
+    /// <summary>The engine actually running: "io_uring", "psync" (also when io_uring was asked for but is unavailable) or "mem".</summary>
     public string EngineName => Disk.Engine.Name;
 
     /// <summary>Emu's data folder: $EMU_DATA_DIR, else $XDG_DATA_HOME/emu, else ~/.local/share/emu.</summary>
@@ -116,7 +112,7 @@ public sealed class BackingStore : IDisposable
             }
 
             var mem = new MemEngine(options.RequiredBytes);
-            return new BackingStore(GenDisk.Create(options.DiskName, mem), $"mem ({Size(options.RequiredBytes)} RAM disk)", null, false, null);
+            return new BackingStore(GenDisk.Create(options.DiskName, mem), $"mem ({Size(options.RequiredBytes)} RAM disk)", null, false);
         }
 
         MountTable mounts = MountTable.Read();
@@ -268,10 +264,7 @@ public sealed class BackingStore : IDisposable
             ? new PsyncEngine(device, ownsDevice: true)
             : new UringEngine(device, auto: true, ownsDevice: true);
         GenDisk disk = GenDisk.Create(options.DiskName, engine);
-        string? warning = options.Engine == BackingEngine.IoUring && engine.Name != "io_uring"
-            ? $"io_uring is unavailable here ({Errno.Message(engine.FallbackErrno)}); using the psync engine"
-            : null;
-        return new BackingStore(disk, $"{path} ({Size((long)device.SizeBytes)}, {engine.Name})", path, device.Created, warning);
+        return new BackingStore(disk, $"{path} ({Size((long)device.SizeBytes)}, {engine.Name})", path, device.Created);
     }
 
     private static bool IsMemoryFs(MountTable mounts, string dir)

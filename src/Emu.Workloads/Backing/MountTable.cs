@@ -19,9 +19,6 @@ public sealed class MountTable
 
     private MountTable(MountEntry[] entries) => _entries = entries;
 
-    /// <summary>The mounts, in mountinfo order.</summary>
-    public IReadOnlyList<MountEntry> Entries => _entries;
-
     /// <summary>Reads /proc/self/mountinfo; an unreadable file gives an empty table.</summary>
     public static MountTable Read()
     {

@@ -65,10 +65,13 @@ public sealed record StressResult
     public IReadOnlyList<string> DeadlockReport { get; init; } = [];
 
     /// <summary>
-    /// Cycles the wait-for graph reported that resolved within the confirmation period (with the members'
-    /// stacks when reported): false positives of the graph, listed for whoever maintains it.
+    /// The first cycles the wait-for graph reported that resolved within the confirmation period (with the
+    /// members' stacks when reported): false positives of the graph, listed for whoever maintains it.
     /// </summary>
     public IReadOnlyList<string> TransientCycles { get; init; } = [];
+
+    /// <summary>How many transient cycles were reported (the first few are in <see cref="TransientCycles"/>).</summary>
+    public long TransientCycleCount { get; init; }
 
     /// <summary>Tasks khungtaskd reported hung ("comm:pid").</summary>
     public IReadOnlyList<string> HungTasks { get; init; } = [];
@@ -88,11 +91,20 @@ public sealed record StressResult
     /// <summary>Snapshots created.</summary>
     public long Snapshots { get; init; }
 
+    /// <summary>Blocks a read saw torn between legal values while racing a write (legal; counted).</summary>
+    public long TornBlocks { get; init; }
+
+    /// <summary>Reads and writes that failed or came back short (the backing store should never fill up).</summary>
+    public long IoErrors { get; init; }
+
+    /// <summary>The first of them, or null.</summary>
+    public string? FirstIoError { get; init; }
+
     /// <summary>A problem that stopped the run other than a deadlock, hang or mismatch, or null.</summary>
     public string? Failure { get; init; }
 
     /// <summary>Whether the run found something wrong: a deadlock, a hang, a mismatch, or a failure.</summary>
-    public bool FoundProblem => Deadlocked || HungTasks.Count > 0 || MismatchCount > 0 || Failure is not null;
+    public bool FoundProblem => Deadlocked || HungTasks.Count > 0 || MismatchCount > 0 || IoErrors > 0 || Failure is not null;
 
     /// <summary>Writes the result as one JSON object.</summary>
     public void WriteJson(Utf8JsonWriter w)
@@ -106,6 +118,7 @@ public sealed record StressResult
         w.WriteNumber("files", Options.Files);
         w.WriteNumber("fileSize", Options.FileSize);
         w.WriteNumber("tasks", Options.Tasks);
+        w.WriteNumber("dioWriters", Options.DirectWriters);
         w.WriteNumber("runtimeMs", RuntimeMs);
         w.WriteStartObject("ops");
         foreach (StressOpStats s in Stats)
@@ -136,6 +149,7 @@ public sealed record StressResult
         }
 
         w.WriteEndArray();
+        w.WriteNumber("transientCycleCount", TransientCycleCount);
         w.WriteStartArray("transientCycles");
         foreach (string line in TransientCycles)
         {
@@ -167,8 +181,19 @@ public sealed record StressResult
 
         w.WriteEndArray();
         w.WriteNumber("verifiedBytes", VerifiedBytes);
+        w.WriteNumber("tornBlocks", TornBlocks);
         w.WriteBoolean("finalCheckDone", FinalCheckDone);
         w.WriteNumber("snapshots", Snapshots);
+        w.WriteNumber("ioErrors", IoErrors);
+        if (FirstIoError is null)
+        {
+            w.WriteNull("firstIoError");
+        }
+        else
+        {
+            w.WriteString("firstIoError", FirstIoError);
+        }
+
         if (Failure is null)
         {
             w.WriteNull("failure");

@@ -20,7 +20,8 @@ public sealed class StressWorkload
 {
     private const int MaxMismatchesKept = 100;
     private const long ConfirmMs = 250;
-    private static readonly StressOp[] s_dataRoles = [StressOp.BufferedWrite, StressOp.DirectRead, StressOp.DirectWrite, StressOp.BufferedWrite, StressOp.DirectRead];
+    private const int MaxTransientKept = 5;
+    private static readonly StressOp[] s_dataRoles = [StressOp.BufferedWrite, StressOp.DirectRead];
     private static readonly int s_opCount = Enum.GetValues<StressOp>().Length;
 
     private readonly StressOptions _options;
@@ -34,10 +35,13 @@ public sealed class StressWorkload
     private long _mismatchCount;                              // Interlocked
     private long _verifiedBytes;                              // Interlocked
     private long _snapshots;                                  // Interlocked
+    private long _ioErrors;                                   // Interlocked
+    private string? _firstIoError;                            // written once
     private readonly List<Candidate> _candidates = new();      // lock: itself
     private readonly List<Candidate> _transient = new();       // lock: _candidates
     private readonly ManualResetEventSlim _detected = new();   // a cycle was reported and awaits confirmation
     private Candidate? _confirmed;                             // lock: _candidates
+    private long _transientCount;                              // lock: _candidates
     private volatile bool _stop;
 
     private StressWorkload(StressOptions options, Machine machine)
@@ -227,7 +231,11 @@ public sealed class StressWorkload
 
                 if (!stuck)
                 {
-                    _transient.Add(candidate);
+                    if (_transientCount++ < MaxTransientKept)
+                    {
+                        _transient.Add(candidate);
+                    }
+
                     _candidates.RemoveAt(c--);
                 }
                 else if (now - candidate.Report.DetectedAtMs >= ConfirmMs)
@@ -287,6 +295,11 @@ public sealed class StressWorkload
             AddWorker(s_dataRoles[i % s_dataRoles.Length], index++);
         }
 
+        for (int i = 0; i < _options.DirectWriters; i++)
+        {
+            AddWorker(StressOp.DirectWrite, index++);
+        }
+
         AddWorker(StressOp.Sync, index++);
         AddWorker(StressOp.Snapshot, index);
         foreach (Worker w in _workers)
@@ -314,7 +327,7 @@ public sealed class StressWorkload
 
         byte[] buf = new byte[StressOptions.MaxBlocksPerOp * Payload.BlockSize];
         var local = new List<Mismatch>();
-        long snapshotIntervalMs = Math.Max(20, (long)_options.Runtime.TotalMilliseconds / StressOptions.MaxSnapshots);
+        long snapshotIntervalMs = Math.Max(20, (long)_options.Runtime.TotalMilliseconds / (StressOptions.MaxSnapshots - StressOptions.EarlySnapshots));
         while (!_stop)
         {
             long t0 = Stopwatch.GetTimestamp();
@@ -369,7 +382,8 @@ public sealed class StressWorkload
             }
             else if (w.Role == StressOp.Snapshot)
             {
-                Sched.ScheduleTimeoutInterruptible(w.Rng.Between(1, (int)snapshotIntervalMs));
+                bool early = Interlocked.Read(ref _snapshots) < StressOptions.EarlySnapshots;
+                Sched.ScheduleTimeoutInterruptible(early ? w.Rng.Between(1, 20) : w.Rng.Between((int)snapshotIntervalMs / 2, (int)snapshotIntervalMs));
             }
         }
     }
@@ -385,6 +399,18 @@ public sealed class StressWorkload
         Payload.FillRange(data, _model.Seed, f, offset, t.Id);
         long n = ReadWrite.SysPwrite64(files[f], data, offset);
         _model.EndWrite(t, n > 0 ? (int)(n / Payload.BlockSize) : 0);
+        if (n != data.Length)
+        {
+            NoteIoError($"{(files[f].Flags == OpenFlags.Direct ? "O_DIRECT" : "buffered")} write of [{offset}, {offset + data.Length}) of file {f} returned {n}");
+        }
+    }
+
+    private void NoteIoError(string what)
+    {
+        if (Interlocked.Increment(ref _ioErrors) == 1)
+        {
+            Volatile.Write(ref _firstIoError, what);
+        }
     }
 
     private void Read(Worker w, VfsFile[] files, byte[] buf, List<Mismatch> mismatches)
@@ -397,7 +423,15 @@ public sealed class StressWorkload
         data.Clear();
         ReadTicket t = _model.BeginRead(f);
         long n = ReadWrite.SysPread64(files[f], data, offset);
-        int good = _model.EndRead(t, _inodes[f].Ino, first, data, $"O_DIRECT read of [{offset}, {offset + data.Length}) returning {n}", mismatches);
+        if (n != data.Length)
+        {
+            // An error or a short read is no data to check; it is counted, and fails the run.
+            _model.EndRead(t, _inodes[f].Ino, first, default, "", mismatches);
+            NoteIoError($"O_DIRECT read of [{offset}, {offset + data.Length}) of file {f} returned {n}");
+            return;
+        }
+
+        int good = _model.EndRead(t, _inodes[f].Ino, first, data, $"O_DIRECT read of [{offset}, {offset + data.Length})", mismatches);
         Interlocked.Add(ref _verifiedBytes, (long)good * Payload.BlockSize);
     }
 
@@ -421,7 +455,14 @@ public sealed class StressWorkload
                     ReadTicket t = _model.BeginRead(f);
                     long n = ReadWrite.SysPread64(file, data, offset);
                     string how = flags == OpenFlags.Direct ? "O_DIRECT" : "buffered";
-                    int good = _model.EndRead(t, _inodes[f].Ino, b, data, $"final {how} read after sync, returning {n}", local);
+                    if (n != data.Length)
+                    {
+                        _model.EndRead(t, _inodes[f].Ino, b, default, "", local);
+                        NoteIoError($"final {how} read of [{offset}, {offset + data.Length}) of file {f} returned {n}");
+                        continue;
+                    }
+
+                    int good = _model.EndRead(t, _inodes[f].Ino, b, data, $"final {how} read after sync", local);
                     Interlocked.Add(ref _verifiedBytes, (long)good * Payload.BlockSize);
                 }
             }
@@ -508,12 +549,16 @@ public sealed class StressWorkload
             TimeToFirstDeadlockMs = deadlock is null ? null : deadlock.DetectedAtMs - startMs,
             DeadlockReport = ConfirmedLines(),
             TransientCycles = TransientLines(),
+            TransientCycleCount = TransientCount(),
             HungTasks = hungTasks,
             Mismatches = mismatches,
             MismatchCount = Interlocked.Read(ref _mismatchCount),
             VerifiedBytes = Interlocked.Read(ref _verifiedBytes),
             FinalCheckDone = finalDone,
             Snapshots = Interlocked.Read(ref _snapshots),
+            IoErrors = Interlocked.Read(ref _ioErrors),
+            TornBlocks = _model.TornBlocks,
+            FirstIoError = Volatile.Read(ref _firstIoError),
             Failure = failure,
         };
     }
@@ -545,6 +590,14 @@ public sealed class StressWorkload
         lock (_candidates)
         {
             return _transient.SelectMany(c => c.Lines).ToArray();
+        }
+    }
+
+    private long TransientCount()
+    {
+        lock (_candidates)
+        {
+            return _transientCount;
         }
     }
 
