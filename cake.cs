@@ -95,9 +95,9 @@ Task("Build")
 Task("Default").IsDependentOn("Deps").IsDependentOn("Native").IsDependentOn("Build");
 
 Task("Main")
-    .Description("Builds everything, then runs Emu's main job.")
+    .Description("Builds everything, then runs Emu's main job: the deadlock repro in both modes on a default backing file.")
     .IsDependentOn("Default")
-    .Does(() => Run($"{cliDir}/emu", "topology"));
+    .Does(() => Run($"{cliDir}/emu", "repro --mode both"));
 
 Task("Test")
     .Description("Runs CTest and every NUnit project; the last line is 'Tests: N passed, N failed[, N skipped]'.")

@@ -77,7 +77,7 @@ internal sealed class PoolWorkqueue
     // put_pwq_unlocked()
     internal void PutPwqUnlocked()
     {
-        lock (Pool.Lock)
+        using (Pool.Lock.EnterScope())
         {
             PutPwqLocked();
         }
@@ -131,7 +131,7 @@ internal sealed class PoolWorkqueue
     {
         Debug.Assert(Wq.Mutex.IsHeldByCurrentThread, "wq->mutex must be held");
         bool freezable = (Wq.Flags & WqFlags.Freezable) != 0;
-        lock (Pool.Lock)
+        using (Pool.Lock.EnterScope())
         {
             if (!freezable && MaxActive == Wq.SavedMaxActive)
             {

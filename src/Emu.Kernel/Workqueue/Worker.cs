@@ -91,7 +91,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
 
         _sleeping = true;
         EmuTask? toWake = null;
-        lock (pool.Lock)
+        using (pool.Lock.EnterScope())
         {
             if (Interlocked.Decrement(ref pool.NrRunningRef) == 0 && !WorkList.Empty(pool.Worklist))
             {

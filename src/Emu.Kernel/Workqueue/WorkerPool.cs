@@ -31,7 +31,7 @@ public sealed class WorkerPool
     internal const uint PoolDying = 1 << 3;          // Emu: the WorkqueueSystem is shutting down
     internal const int MaxIdleWorkersRatio = 4;      // MAX_IDLE_WORKERS_RATIO: 1/4 of busy can be idle
 
-    internal readonly Lock Lock = new();              // pool->lock
+    internal Spinlock Lock = new();                   // pool->lock
     internal readonly Lock AttachLock = new();        // attach_mutex
     internal readonly WorkStruct Worklist = new();    // L: pending work items
     internal readonly LinkedList<Worker> IdleList = new(); // L: idle workers, most recently idle first
@@ -88,7 +88,7 @@ public sealed class WorkerPool
     {
         get
         {
-            lock (Lock)
+            using (Lock.EnterScope())
             {
                 return NrWorkers;
             }
@@ -100,7 +100,7 @@ public sealed class WorkerPool
     {
         get
         {
-            lock (Lock)
+            using (Lock.EnterScope())
             {
                 return NrIdle;
             }
@@ -304,7 +304,7 @@ public sealed class WorkerPool
 
         WorkerAttachToPool(worker);
 
-        lock (Lock)
+        using (Lock.EnterScope())
         {
             NrWorkers++;
             WorkerEnterIdleLocked(worker);
@@ -432,7 +432,7 @@ public sealed class WorkerPool
     // idle_worker_timeout(): reaps the least recently idle workers while there are too many. Timer context.
     private void IdleWorkerTimeout()
     {
-        lock (Lock)
+        using (Lock.EnterScope())
         {
             while (TooManyWorkers())
             {
@@ -453,7 +453,7 @@ public sealed class WorkerPool
     // the worklist for help, and look again after MAYDAY_INTERVAL. Timer context.
     private void PoolMaydayTimeout()
     {
-        lock (Lock)
+        using (Lock.EnterScope())
         {
             lock (System.MaydayLock)
             {

@@ -147,7 +147,7 @@ public sealed partial class Workqueue
             {
                 foreach (PoolWorkqueue pwq in _pwqs)
                 {
-                    lock (pwq.Pool.Lock)
+                    using (pwq.Pool.Lock.EnterScope())
                     {
                         drained = pwq.NrActive == 0 && WorkList.Empty(pwq.DelayedWorks);
                     }
@@ -269,7 +269,7 @@ public sealed partial class Workqueue
 
         foreach (PoolWorkqueue pwq in _pwqs)
         {
-            lock (pwq.Pool.Lock)
+            using (pwq.Pool.Lock.EnterScope())
             {
                 if (flushColor >= 0 && pwq.NrInFlight[flushColor] != 0)
                 {
@@ -309,7 +309,7 @@ public sealed partial class Workqueue
         PoolWorkqueue pwq;
         WqBarrier barrier;
         EmuTask? toWake;
-        lock (pool.Lock)
+        using (pool.Lock.EnterScope())
         {
             // See try_to_grab_pending(): a pwq of the locked pool means the work is queued on it.
             PoolWorkqueue? queuedOn = system!.GetWorkPwq(work);

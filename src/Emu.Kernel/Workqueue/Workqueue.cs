@@ -150,7 +150,7 @@ public sealed partial class Workqueue
             }
             else
             {
-                lock (dfl.Pool.Lock)
+                using (dfl.Pool.Lock.EnterScope())
                 {
                     dfl.Refcnt++;
                 }
@@ -346,7 +346,7 @@ public sealed partial class Workqueue
         {
             foreach (PoolWorkqueue pwq in _pwqs)
             {
-                lock (pwq.Pool.Lock)
+                using (pwq.Pool.Lock.EnterScope())
                 {
                     for (int color = 0; color < WorkStruct.NrColors; color++)
                     {
@@ -436,7 +436,7 @@ public sealed partial class Workqueue
         WorkerPool? pool = work.System?.GetWorkPool(work);
         if (pool is not null)
         {
-            lock (pool.Lock)
+            using (pool.Lock.EnterScope())
             {
                 if (pool.FindWorkerExecutingWorkLocked(work) is not null)
                 {

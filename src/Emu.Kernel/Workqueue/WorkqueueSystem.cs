@@ -299,7 +299,7 @@ public sealed class WorkqueueSystem : IDisposable
             bool idle = true;
             foreach (PoolWorkqueue pwq in pwqs)
             {
-                lock (pwq.Pool.Lock)
+                using (pwq.Pool.Lock.EnterScope())
                 {
                     idle &= pwq.NrActive == 0 && WorkList.Empty(pwq.DelayedWorks);
                 }
@@ -313,7 +313,7 @@ public sealed class WorkqueueSystem : IDisposable
             Klog.Printk($"workqueue {wq.Name}: flags=0x{(uint)wq.Flags:x}");
             foreach (PoolWorkqueue pwq in pwqs)
             {
-                lock (pwq.Pool.Lock)
+                using (pwq.Pool.Lock.EnterScope())
                 {
                     if (pwq.NrActive != 0 || !WorkList.Empty(pwq.DelayedWorks))
                     {
@@ -325,7 +325,7 @@ public sealed class WorkqueueSystem : IDisposable
 
         foreach (WorkerPool pool in Pools())
         {
-            lock (pool.Lock)
+            using (pool.Lock.EnterScope())
             {
                 if (pool.NrWorkers == pool.NrIdle)
                 {
@@ -386,7 +386,7 @@ public sealed class WorkqueueSystem : IDisposable
 
         foreach (WorkerPool pool in Pools())
         {
-            lock (pool.Lock)
+            using (pool.Lock.EnterScope())
             {
                 pool.Flags |= WorkerPool.PoolDying;
                 while (pool.FirstIdleWorker() is { } idle)

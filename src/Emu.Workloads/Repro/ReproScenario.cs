@@ -24,6 +24,11 @@
 // Unpatched, the wait-for graph reports the cycle as the read's sleep closes it, and khungtaskd (timeout 1 s by
 // default) reports the six blocked tasks with the seed's call traces. Patched, every task finishes and the
 // read and the file are checked block by block against the writes (Payload).
+// Differs from the walk-through: the ordered extent with a dirty page is made by the read's own range flush,
+// not by a separate flusher. A writeback pass that goes on to page 2 writes it (a WB_SYNC_NONE pass finds it
+// dirty; a WB_SYNC_ALL pass finds it tagged) unless its trylock fails, and it only submits page 1's bio when it
+// does - but the writer cannot hold page 2 before page 1's writeback has ended (prepare_pages waits for it).
+// So the pass must end after page 1: a range flush whose TOWRITE tagging ran before page 2 was dirtied.
 using System.Diagnostics;
 using Emu.Btrfs;
 using Emu.Kernel;
@@ -124,7 +129,7 @@ public sealed class ReproScenario
         var allHung = new ManualResetEventSlim();
         void OnHung(EmuTask task, string text)
         {
-            lock (hungSeen)
+            lock (_roles)
             {
                 if (_roles.ContainsKey(task) && hungSeen.Add(task) && hungSeen.Count == ReproRoles.SeedFrames.Count)
                 {
@@ -179,7 +184,7 @@ public sealed class ReproScenario
 
         // 1. sync, up to btrfs_wait_ordered_roots.
         var sync = new EmuTask("fdm-stress", Fs.Sync);
-        _roles[sync] = ReproRoles.Sync;
+        SetRole(sync, ReproRoles.Sync);
         ScenarioGate syncGate = controller.PauseWhere(sync, SchedPoint.MutexLock,
             static t => IsIn(t, "mutex_lock_nested", "btrfs_wait_ordered_roots"), "sync before btrfs_wait_ordered_roots");
         sync.Start();
@@ -190,7 +195,7 @@ public sealed class ReproScenario
 
         // 3. the DIO read's flush tags page 1 and stops before locking it.
         var reader = new EmuTask("fdm-stress", ReadDirect);
-        _roles[reader] = ReproRoles.DioReader;
+        SetRole(reader, ReproRoles.DioReader);
         ScenarioGate flushGate = controller.PauseAt(reader, SchedPoint.WritepagesNextPage,
             d => d is Page p && p.InodeNumber == ino && p.Index == 1, "the DIO read's writeback reaches page 1");
         ScenarioGate mappedGate = controller.PauseAt(reader, SchedPoint.DioBlockMapped,
@@ -218,18 +223,18 @@ public sealed class ReproScenario
             Payload.FillRange(buf, Seed, File0, 0, WriteBlocked);
             Check(ReadWrite.SysWrite(f, buf) == Size, "the buffered write of [0, 12K) was short");
         });
-        _roles[writer] = ReproRoles.BufferedWriter;
+        SetRole(writer, ReproRoles.BufferedWriter);
         writer.Start();
         controller.WaitUntil(() => ScenarioController.IsAsleepOn(writer, static r => r is ExtentState),
             "the buffered write blocking in lock_extent_bits");
 
         // 7. the snapshot and its flush_delalloc worker.
         var snapshot = new EmuTask("fdm-stress", () => Check(Fs.CreateSnapshot("snap-1") == 0, "snapshot creation failed"));
-        _roles[snapshot] = ReproRoles.Snapshot;
+        SetRole(snapshot, ReproRoles.Snapshot);
         snapshot.Start();
         controller.WaitUntil(() => ScenarioController.IsAsleepOn(snapshot, static r => r is Completion) && WorkerOnPage2("btrfs-flush_delalloc") is not null,
             "the snapshot waiting for its btrfs-flush_delalloc work, blocked on page 2");
-        _roles[WorkerOnPage2("btrfs-flush_delalloc")!] = ReproRoles.FlushWorker;
+        SetRole(WorkerOnPage2("btrfs-flush_delalloc")!, ReproRoles.FlushWorker);
 
         // 8. sync blocks on root->ordered_extent_mutex.
         syncGate.Release();
@@ -239,7 +244,7 @@ public sealed class ReproScenario
         // 9. memory reclaim kicks the flusher.
         Machine.RunTask("kswapd0", () => FsSync.WakeupFlusherThreads(WbReason.Background));
         controller.WaitUntil(() => WorkerOnPage2("writeback") is not null, "wb_workfn blocking on page 2");
-        _roles[WorkerOnPage2("writeback")!] = ReproRoles.WritebackWorker;
+        SetRole(WorkerOnPage2("writeback")!, ReproRoles.WritebackWorker);
 
         // 10. the read meets the ordered extent.
         long closeAt = Environment.TickCount64;
@@ -262,7 +267,7 @@ public sealed class ReproScenario
         long lastReport = 0;
         foreach (HungTaskReport h in _machine.Khungtaskd.Reports)
         {
-            if (!_roles.TryGetValue(h.Task, out string? role) || !seen.Add(h.Task))
+            if (RoleOf(h.Task) is not { } role || !seen.Add(h.Task))
             {
                 continue;
             }
@@ -296,13 +301,13 @@ public sealed class ReproScenario
                 return BaseResult(store) with
                 {
                     Deadlocked = _machine.WaitForGraph.DeadlocksDetected > 0,
-                    Failure = $"{t.Comm}:{t.Pid} ({_roles[t]}) did not finish within {_options.StepTimeoutMs} ms",
+                    Failure = $"{t.Comm}:{t.Pid} ({RoleOf(t)}) did not finish within {_options.StepTimeoutMs} ms",
                 };
             }
 
             if (t.Exception is { } e)
             {
-                return BaseResult(store) with { Failure = $"{t.Comm}:{t.Pid} ({_roles[t]}) failed: {e.Message}" };
+                return BaseResult(store) with { Failure = $"{t.Comm}:{t.Pid} ({RoleOf(t)}) failed: {e.Message}" };
             }
         }
 
@@ -377,16 +382,41 @@ public sealed class ReproScenario
         return verified;
     }
 
-    private ReproResult BaseResult(BackingStore store) => new()
+    private ReproResult BaseResult(BackingStore store)
     {
-        Mode = _options.Mode,
-        Backing = store.Description,
-        Engine = store.EngineName,
-        Tasks = _roles.Select(kv => Describe(kv.Key)).OrderBy(t => t.Pid).ToArray(),
-    };
+        EmuTask[] tasks;
+        lock (_roles)
+        {
+            tasks = _roles.Keys.ToArray();
+        }
 
-    private ReproTask Describe(EmuTask task) =>
-        new(_roles.TryGetValue(task, out string? role) ? role : "other", task.Comm, task.Pid);
+        return new ReproResult
+        {
+            Mode = _options.Mode,
+            Backing = store.Description,
+            Engine = store.EngineName,
+            Tasks = tasks.Select(Describe).OrderBy(t => t.Pid).ToArray(),
+        };
+    }
+
+    // The roles are read by khungtaskd's report handler while the script assigns them.
+    private void SetRole(EmuTask task, string role)
+    {
+        lock (_roles)
+        {
+            _roles[task] = role;
+        }
+    }
+
+    private string? RoleOf(EmuTask task)
+    {
+        lock (_roles)
+        {
+            return _roles.TryGetValue(task, out string? role) ? role : null;
+        }
+    }
+
+    private ReproTask Describe(EmuTask task) => new(RoleOf(task) ?? "other", task.Comm, task.Pid);
 
     private static string[] LockLines(HungTaskReport h)
     {

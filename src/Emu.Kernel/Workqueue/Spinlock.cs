@@ -1,0 +1,110 @@
+// Mirrors: include/linux/spinlock.h (v4.4) spinlock_t with spin_lock_irq / spin_unlock_irq, as kernel/workqueue.c
+// uses them for pool->lock.
+//
+// Model: a word taken with one compare-and-swap and released with one store, held around list and counter
+// updates, never across a sleep and never recursively. Every work item takes its pool's lock at least twice
+// (queueing and starting it), so the uncontended path is what matters: it does no more than the kernel's.
+// Differs: the kernel's holder runs with irqs off and cannot be preempted; an OS thread can be, so a contender
+// that has spun briefly queues on a host lock, and only the one at the head of that queue keeps spinning
+// (yielding its CPU between tries) while the others block, leaving the CPUs to the preempted holder. A struct,
+// so that `using (pool.Lock.EnterScope())`, which would take a Monitor instead, does not compile; debug builds record the
+// owner for lockdep_assert_held() and catch recursion, which would deadlock as in the kernel.
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+
+namespace Emu.Kernel;
+
+/// <summary>spinlock_t: a non-recursive lock for short critical sections that never sleep.</summary>
+internal struct Spinlock
+{
+    private readonly Lock _contenders = new(); // contenders past the spin, in line behind the one still spinning
+    private int _locked;                       // 1 while held
+#if DEBUG
+    private int _owner;                        // managed thread id of the holder, 0 when free
+#endif
+
+    public Spinlock()
+    {
+    }
+
+    /// <summary>Whether the calling thread holds the lock (release builds: whether anyone does).</summary>
+    public readonly bool IsHeldByCurrentThread =>
+#if DEBUG
+        Volatile.Read(in _owner) == Environment.CurrentManagedThreadId;
+#else
+        Volatile.Read(in _locked) != 0;
+#endif
+
+    /// <summary>spin_lock_irq().</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Enter()
+    {
+#if DEBUG
+        Debug.Assert(!IsHeldByCurrentThread, "spinlock recursion");
+#endif
+        if (Interlocked.CompareExchange(ref _locked, 1, 0) != 0)
+        {
+            EnterContended();
+        }
+#if DEBUG
+        _owner = Environment.CurrentManagedThreadId;
+#endif
+    }
+
+    /// <summary>spin_unlock_irq(). The store releases everything written under the lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Exit()
+    {
+#if DEBUG
+        Debug.Assert(IsHeldByCurrentThread, "spin_unlock of a lock not held");
+        _owner = 0;
+#endif
+        Volatile.Write(ref _locked, 0);
+    }
+
+    /// <summary>Takes the lock until the returned scope is disposed: <c>using (pool.Lock.EnterScope()) { ... }</c>.</summary>
+    [UnscopedRef]
+    public Scope EnterScope()
+    {
+        Enter();
+        return new Scope(ref this);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnterContended()
+    {
+        SpinWait spin = default;
+        while (!spin.NextSpinWillYield)
+        {
+            spin.SpinOnce();
+            if (TryAcquire())
+            {
+                return;
+            }
+        }
+
+        using (_contenders.EnterScope())
+        {
+            spin = default;
+            while (!TryAcquire())
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+    }
+
+    // Test and test-and-set: spinning reads leave the cache line shared until the word is free.
+    private bool TryAcquire() => Volatile.Read(ref _locked) == 0 && Interlocked.CompareExchange(ref _locked, 1, 0) == 0;
+
+    /// <summary>The scope of <see cref="EnterScope"/>.</summary>
+    public ref struct Scope
+    {
+        private ref Spinlock _lock;
+
+        internal Scope(ref Spinlock spinlock) => _lock = ref spinlock;
+
+        /// <summary>Releases the lock.</summary>
+        public void Dispose() => _lock.Exit();
+    }
+}
