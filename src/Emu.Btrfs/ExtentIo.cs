@@ -786,6 +786,7 @@ public static class ExtentIo
             }
 
             long sector = (em.BlockStart + (cur - em.Start)) >> Blk.SectorShift;
+            Filemap.PageLockHandOffToIo(page);
             SubmitExtentPage(inode, ReqOp.Read, page, sector, (int)iosize, ref bio, s_endBioExtentReadpage);
             nr++;
             cur += iosize;

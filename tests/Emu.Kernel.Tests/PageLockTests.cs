@@ -30,6 +30,27 @@ public sealed class PageLockTests : KernelTestBase
     }
 
     [Test]
+    public void PageLockHandOffToIo_LockerWaitingForItsOwnReadHoldsNothing()
+    {
+        // do_generic_file_read: the reader locks the page, submits the read and waits in lock_page until the
+        // read's completion unlocks it; the wait must not look like the reader waiting on a page it holds.
+        using AdoptedTask self = EmuTask.Adopt("fdm-stress");
+        Page page = NewPage();
+        Filemap.LockPage(page);
+
+        Filemap.PageLockHandOffToIo(page);
+
+        Assert.That(page.Test(PageFlags.Locked), Is.True);
+        Assert.That(page.LockOwner, Is.Null);
+        Assert.That(HeldLocks.Count(self.Task), Is.Zero);
+        var holders = new List<EmuTask>();
+        page.AppendHolders(holders);
+        Assert.That(holders, Is.Empty);
+        Filemap.UnlockPage(page);
+        Assert.That(page.Test(PageFlags.Locked), Is.False);
+    }
+
+    [Test]
     public void TrylockPage_WhenLocked_ReturnsFalse()
     {
         using AdoptedTask self = EmuTask.Adopt("fdm-stress");

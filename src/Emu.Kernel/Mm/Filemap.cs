@@ -72,6 +72,23 @@ public static class Filemap
         WaitBit.WakeUpBit(page, PgLocked);
     }
 
+    /// <summary>
+    /// Emu addition: the locked page now belongs to read I/O, whose completion unlocks it (in the kernel PG_locked
+    /// has no owner at all). Drops the locker's record, so a locker that then waits for its own read (lock_page in
+    /// do_generic_file_read) is not taken for a task waiting on itself. Call before the bio can be submitted.
+    /// </summary>
+    public static void PageLockHandOffToIo(Page page)
+    {
+        EmuTask? owner = page.LockOwner;
+        if (owner is null)
+        {
+            return;
+        }
+
+        page.SetLockOwner(null);
+        HeldLocks.Released(owner, page);
+    }
+
     /// <summary>wait_on_page_locked(): sleeps until the page is unlocked, without taking the lock.</summary>
     public static void WaitOnPageLocked(Page page)
     {
