@@ -182,21 +182,30 @@ Task("BenchBlock")
     var lines = new List<string>();
     foreach (var w in workloads)
     {
-        var emu = new List<double>();
+        var raw = new List<double>();
+        var blk = new List<double>();
         var fio = new List<double>();
+        double EmuRun(string layer)
+        {
+            var e = System.Text.Json.JsonDocument.Parse(Capture($"{cliDir}/emu", $"blk bench --layer {layer} --filename {file} --size {fileSize} --rw {w.Rw} --bs {w.Bs} --iodepth {w.Depth} --runtime {runtime} --ioengine io_uring --json")).RootElement;
+            return w.Metric == "iops" ? e.GetProperty("iops").GetDouble() : e.GetProperty("bwBytesPerSec").GetDouble();
+        }
         for (int r = 0; r < rounds; r++)
         {
-            var e = System.Text.Json.JsonDocument.Parse(Capture($"{cliDir}/emu", $"blk bench --filename {file} --size {fileSize} --rw {w.Rw} --bs {w.Bs} --iodepth {w.Depth} --runtime {runtime} --ioengine io_uring --json")).RootElement;
-            emu.Add(w.Metric == "iops" ? e.GetProperty("iops").GetDouble() : e.GetProperty("bwBytesPerSec").GetDouble());
+            blk.Add(EmuRun("blk"));
             var f = System.Text.Json.JsonDocument.Parse(Capture("fio", $"--name=bench --filename={file} --size={fileSize} --rw={w.Rw} --bs={w.Bs} --iodepth={w.Depth} --ioengine=io_uring --direct=1 --runtime={runtime} --time_based --numjobs=1 --output-format=json")).RootElement;
             var side = f.GetProperty("jobs")[0].GetProperty(w.Rw.Contains("read") ? "read" : "write");
             fio.Add(w.Metric == "iops" ? side.GetProperty("iops").GetDouble() : side.GetProperty("bw_bytes").GetDouble());
-            Information($"{w.Name} round {r + 1}: emu {Fmt(emu[^1], w.Metric)}  fio {Fmt(fio[^1], w.Metric)}");
+            raw.Add(EmuRun("raw"));
+            Information($"{w.Name} round {r + 1}: emu blk-mq {Fmt(blk[^1], w.Metric)}  fio {Fmt(fio[^1], w.Metric)}  emu raw engine {Fmt(raw[^1], w.Metric)}");
         }
-        double me = Median(emu), mf = Median(fio);
-        lines.Add($"{w.Name,-18} emu {Fmt(me, w.Metric),14}  fio {Fmt(mf, w.Metric),14}  emu/fio {me / mf:F3}  (medians of {rounds}, {runtime}s each)");
+        double mb = Median(blk), mf = Median(fio), mr = Median(raw);
+        lines.Add($"{w.Name,-18} fio {Fmt(mf, w.Metric),14}  emu blk-mq {Fmt(mb, w.Metric),14} ({mb / mf:F3}x fio)  emu raw engine {Fmt(mr, w.Metric),14} ({mr / mf:F3}x fio)");
     }
+    var nul = System.Text.Json.JsonDocument.Parse(Capture($"{cliDir}/emu", $"blk bench --ioengine null --size {fileSize} --rw randread --bs 4k --iodepth 1 --runtime {runtime} --json")).RootElement;
+    lines.Add($"null engine, QD1: {1e9 / nul.GetProperty("iops").GetDouble():F0} ns per I/O through the block layer (submit_bio to bi_end_io and back)");
     Information("");
+    Information($"medians of {rounds} alternating rounds, {runtime}s each, on {file}:");
     foreach (var l in lines) Information(l);
 });
 

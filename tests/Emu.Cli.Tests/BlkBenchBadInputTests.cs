@@ -111,3 +111,37 @@ public sealed class BlkBenchBadInputTests
         Assert.That(doc.RootElement.GetProperty("errors").GetInt64(), Is.Zero);
     }
 }
+
+/// <summary>`emu blk bench` through the block layer's in-memory engines.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class BlkBenchEngineTests
+{
+    [TestCase("null")]
+    [TestCase("mem")]
+    public void InMemoryEngine_RunsThroughTheBlockLayerWithoutAFile(string engine)
+    {
+        var r = CliHarness.Run("blk", "bench", "--ioengine", engine, "--size", "16M", "--iodepth", "4", "--runtime", "0.3", "--json");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        Assert.That(doc.RootElement.GetProperty("ioengine").GetString(), Is.EqualTo(engine));
+        Assert.That(doc.RootElement.GetProperty("ios").GetInt64(), Is.GreaterThan(0));
+        Assert.That(doc.RootElement.GetProperty("errors").GetInt64(), Is.Zero);
+    }
+
+    [Test]
+    public void RawLayerWithTheNullEngine_IsRefused()
+    {
+        var r = CliHarness.Run("blk", "bench", "--ioengine", "null", "--layer", "raw", "--runtime", "0.3");
+        Assert.That(r.ExitCode, Is.EqualTo(2));
+        Assert.That(r.Stderr, Does.Contain("--layer raw"));
+    }
+
+    [Test]
+    public void DiskEngineWithoutAFilename_IsRefused()
+    {
+        var r = CliHarness.Run("blk", "bench", "--ioengine", "io_uring", "--runtime", "0.3");
+        Assert.That(r.ExitCode, Is.EqualTo(2));
+        Assert.That(r.Stderr, Does.Contain("--filename is required"));
+    }
+}

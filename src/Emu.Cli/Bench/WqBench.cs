@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using Emu.Kernel;
 using Emu.Kernel.Stats;
 
@@ -24,7 +25,7 @@ internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBen
 /// `emu wq bench`: empty work items through Emu's unbound and bound workqueues against .NET's thread pool
 /// (ThreadPool.UnsafeQueueUserWorkItem with preallocated IThreadPoolWorkItems). Every round queues the same
 /// preallocated items from one producer as fast as it can and ends when the last one has run; the mechanisms
-/// take turns, in a rotating order, after one untimed warm-up round each. Latency is from just before the
+/// take turns, in a rotating order, after untimed warm-up passes (see WarmUp). Latency is from just before the
 /// queue call to the start of the item, recorded per executing thread (no allocation, no shared histogram).
 /// The workqueues get max_active = the number of CPUs by default, the thread pool's own concurrency: an unbound
 /// workqueue wakes an idle worker for every item it has room for (no concurrency management), so with the
@@ -32,6 +33,9 @@ internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBen
 /// </summary>
 internal static class WqBench
 {
+    private const int MaxWarmUpPasses = 8;
+    private const int TieringQuietMs = 250;
+
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
 
     /// <param name="items">Items per round.</param>
@@ -52,10 +56,12 @@ internal static class WqBench
             new WorkqueueMechanism("emu-bound", bound, items),
         };
 
-        foreach (Mechanism m in mechanisms)
-        {
-            m.RunRound(record: false);
-        }
+        // The same preparation for every mechanism: a full collection makes the preallocated items the
+        // long-lived objects they are in a running system, and untimed passes run until the JIT has nothing
+        // left to compile, so that no timed round runs code that tiered compilation has not optimized yet.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        WarmUp(mechanisms);
 
         var perRound = mechanisms.Select(_ => new double[rounds]).ToArray();
         for (int r = 0; r < rounds; r++)
@@ -69,6 +75,27 @@ internal static class WqBench
 
         WqBenchMechanism Result(int i) => new(mechanisms[i].Name, perRound[i], mechanisms[i].Round.Latency);
         return new WqBenchResult(items, rounds, unbound.MaxActive, Result(0), Result(1), Result(2));
+    }
+
+    // Untimed passes over every mechanism until one pass and the quiet period after it compiled nothing: the
+    // runtime promotes hot methods to optimized code only after a quiet spell with no new methods (its
+    // tiering delay, 100 ms), then on their next calls, and loops through on-stack replacement.
+    private static void WarmUp(Mechanism[] mechanisms)
+    {
+        for (int pass = 0; pass < MaxWarmUpPasses; pass++)
+        {
+            long compiled = JitInfo.GetCompiledMethodCount();
+            foreach (Mechanism m in mechanisms)
+            {
+                m.RunRound(record: false);
+            }
+
+            Sched.Msleep(TieringQuietMs);
+            if (pass > 0 && JitInfo.GetCompiledMethodCount() == compiled)
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>

@@ -18,29 +18,30 @@ internal static class BlkCommand
 
     private static Command CreateBench()
     {
-        var filename = new Option<string>("--filename") { Description = "File or block device to load (opened with O_DIRECT). It must exist and hold at least --size bytes.", Required = true };
+        var filename = new Option<string?>("--filename") { Description = "File or block device to load (opened with O_DIRECT). It must exist and hold at least --size bytes. Not used by the mem and null engines." };
         var size = new Option<string?>("--size") { Description = "Bytes of the file to use (fio syntax: 1G, 512M); default: the whole file." };
         var rw = new Option<string>("--rw") { Description = "read, write, randread or randwrite.", DefaultValueFactory = _ => "randread" };
         var bs = new Option<string>("--bs") { Description = "Block size (a multiple of the device's logical block size).", DefaultValueFactory = _ => "4k" };
         var iodepth = new Option<int>("--iodepth") { Description = "I/Os kept in flight per job.", DefaultValueFactory = _ => 32 };
         var numjobs = new Option<int>("--numjobs") { Description = "Jobs (threads), each with its own ring.", DefaultValueFactory = _ => 1 };
         var runtime = new Option<string>("--runtime") { Description = "Seconds to run (fio syntax: 10, 10s, 1m).", DefaultValueFactory = _ => "10" };
-        var ioengine = new Option<string>("--ioengine") { Description = "io_uring or psync.", DefaultValueFactory = _ => "io_uring" };
+        var ioengine = new Option<string>("--ioengine") { Description = "io_uring, psync, mem (a RAM disk of --size) or null (completes at once, no data: the layer's own overhead).", DefaultValueFactory = _ => "io_uring" };
+        var layer = new Option<string>("--layer") { Description = "blk: bios through Emu's blk-mq block layer (default); raw: straight on the shim's engine, like fio.", DefaultValueFactory = _ => "blk" };
         var direct = new Option<int>("--direct") { Description = "1: O_DIRECT (default); 0: through the page cache.", DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random offsets.", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("bench", "fio-style throughput and latency through Emu's I/O engine.")
         {
-            filename, size, rw, bs, iodepth, numjobs, runtime, ioengine, direct, seed, json,
+            filename, size, rw, bs, iodepth, numjobs, runtime, ioengine, layer, direct, seed, json,
         };
         command.SetAction(p => Execute(
-            p.GetValue(filename)!, p.GetValue(size), p.GetValue(rw)!, p.GetValue(bs)!, p.GetValue(iodepth),
-            p.GetValue(numjobs), p.GetValue(runtime)!, p.GetValue(ioengine)!, p.GetValue(direct), p.GetValue(seed), p.GetValue(json)));
+            p.GetValue(filename), p.GetValue(size), p.GetValue(rw)!, p.GetValue(bs)!, p.GetValue(iodepth),
+            p.GetValue(numjobs), p.GetValue(runtime)!, p.GetValue(ioengine)!, p.GetValue(layer)!, p.GetValue(direct), p.GetValue(seed), p.GetValue(json)));
         return command;
     }
 
-    private static int Execute(string filename, string? sizeText, string rwText, string bsText, int iodepth, int numjobs,
-        string runtimeText, string ioengine, int direct, ulong seed, bool json)
+    private static int Execute(string? filename, string? sizeText, string rwText, string bsText, int iodepth, int numjobs,
+        string runtimeText, string ioengine, string layer, int direct, ulong seed, bool json)
     {
         var rw = BlkBenchOptions.ParseRw(rwText);
         long bsBytes = SizeParser.Parse(bsText, "--bs");
@@ -48,25 +49,32 @@ internal static class BlkCommand
         if (iodepth < 1 || iodepth > 4096) throw new UsageException($"--iodepth {iodepth} is out of range; use 1 to 4096");
         if (numjobs < 1 || numjobs > 256) throw new UsageException($"--numjobs {numjobs} is out of range; use 1 to 256");
         if (direct is not (0 or 1)) throw new UsageException($"--direct {direct} is not 0 or 1");
+        if (layer is not ("blk" or "raw")) throw new UsageException($"--layer '{layer}' is not a layer; use blk or raw");
+        bool inMemory = ioengine is "mem" or "null";
         var engine = ioengine switch
         {
             "io_uring" => IoEngine.IoUring,
             "psync" => IoEngine.Psync,
-            _ => throw new UsageException($"--ioengine '{ioengine}' is not an engine Emu has; use io_uring or psync"),
+            "mem" or "null" when layer == "blk" => IoEngine.Auto,
+            "mem" or "null" => throw new UsageException($"--ioengine {ioengine} exists only in the block layer; drop --layer raw"),
+            _ => throw new UsageException($"--ioengine '{ioengine}' is not an engine Emu has; use io_uring, psync, mem or null"),
         };
         var runtime = ParseRuntime(runtimeText);
         long? wantedSize = sizeText is null ? null : SizeParser.Parse(sizeText, "--size");
+        if (inMemory && wantedSize is null) wantedSize = 1L << 30;
+        if (!inMemory && filename is null)
+            throw new UsageException($"--filename is required with --ioengine {ioengine}; name a file or block device on a disk-backed filesystem");
 
-        using var device = OpenDevice(filename, wantedSize, direct == 1);
-        long size = wantedSize ?? (long)device.SizeBytes;
-        uint lbs = direct == 1 ? Math.Max(device.LogicalBlockSize, device.DioOffsetAlign) : 1;
+        using var device = inMemory ? null : OpenDevice(filename!, wantedSize, direct == 1);
+        long size = wantedSize ?? (long)device!.SizeBytes;
+        uint lbs = device is null ? 512 : direct == 1 ? Math.Max(device.LogicalBlockSize, device.DioOffsetAlign) : 1;
         if (bsBytes % lbs != 0)
             throw new UsageException($"--bs {bsText} is not a multiple of {filename}'s logical block size ({lbs} bytes); use a multiple such as {Math.Max(lbs, 4096)}");
         if (size < bsBytes)
             throw new UsageException($"--size {SizeParser.Format(size)} is smaller than --bs {bsText}; raise --size or lower --bs");
 
-        var options = new BlkBenchOptions(filename, size - size % bsBytes, rw, (int)bsBytes, iodepth, numjobs, runtime, ioengine, direct == 1, seed);
-        var result = RawEngineBench.Run(options, device, engine);
+        var options = new BlkBenchOptions(filename ?? $"({ioengine})", size - size % bsBytes, rw, (int)bsBytes, iodepth, numjobs, runtime, ioengine, direct == 1, seed);
+        var result = layer == "raw" ? RawEngineBench.Run(options, device!, engine) : BlockLayerBench.Run(options, device);
         if (result.Engine != ioengine)
             Console.Error.WriteLine($"emu: warning: io_uring is unavailable here; using the psync engine");
         if (json) WriteJson(options, result);
