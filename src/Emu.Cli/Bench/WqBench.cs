@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime;
+using System.Runtime.CompilerServices;
 using Emu.Kernel;
 using Emu.Kernel.Stats;
 
@@ -25,8 +26,10 @@ internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBen
 /// `emu wq bench`: empty work items through Emu's unbound and bound workqueues against .NET's thread pool
 /// (ThreadPool.UnsafeQueueUserWorkItem with preallocated IThreadPoolWorkItems). Every round queues the same
 /// preallocated items from one producer as fast as it can and ends when the last one has run; the mechanisms
-/// take turns, in a rotating order, after untimed warm-up passes (see WarmUp). Latency is from just before the
-/// queue call to the start of the item, recorded per executing thread (no allocation, no shared histogram).
+/// take turns, in a rotating order, after untimed warm-up passes (see WarmUp); the per-item code of both sides
+/// is compiled optimized from its first call, as Emu's queueing and worker paths are. Latency is from just
+/// before the queue call to the start of the item, recorded per executing thread (no allocation, no shared
+/// histogram).
 /// The workqueues get max_active = the number of CPUs by default, the thread pool's own concurrency: an unbound
 /// workqueue wakes an idle worker for every item it has room for (no concurrency management), so with the
 /// kernel's default of 256 a flood of empty items keeps a dozen kworkers fighting over two CPUs.
@@ -131,6 +134,7 @@ internal static class WqBench
         }
 
         // The body of every benchmark item: latency, then the countdown.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void ItemRuns(long queuedTicks)
         {
             if (_record)
@@ -217,6 +221,7 @@ internal static class WqBench
 
         protected override int ItemCount => _items.Length;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void QueueAll()
         {
             foreach (PoolItem item in _items)
@@ -230,6 +235,7 @@ internal static class WqBench
         {
             public long QueuedTicks;
 
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             public void Execute() => round.ItemRuns(QueuedTicks);
         }
     }
@@ -252,6 +258,7 @@ internal static class WqBench
 
         protected override int ItemCount => _items.Length;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void QueueAll()
         {
             foreach (BenchWork item in _items)
@@ -263,10 +270,12 @@ internal static class WqBench
 
         private sealed class BenchWork(BenchRound round) : WorkStruct(s_benchWorkFn, "wq_bench_fn", "(&item->work)")
         {
-            private static readonly WorkFunc s_benchWorkFn = static w => ((BenchWork)w).Run();
+            private static readonly WorkFunc s_benchWorkFn =
+                [MethodImpl(MethodImplOptions.AggressiveOptimization)] static (w) => ((BenchWork)w).Run();
 
             public long QueuedTicks;
 
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             private void Run() => round.ItemRuns(QueuedTicks);
         }
     }

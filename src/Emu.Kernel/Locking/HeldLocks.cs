@@ -11,6 +11,7 @@
 // Differs: "at:" prints the function name without address or offset. Locks lockdep never tracked (page
 // locks, extent ranges) are recorded too; their classes print the instance ("page 2 of inode 257").
 using System.Text;
+using System.Runtime.CompilerServices;
 
 namespace Emu.Kernel;
 
@@ -39,6 +40,7 @@ public static class HeldLocks
     public static bool Released(EmuTask task, IWaitResource lockInstance) => task.RemoveHeld(lockInstance);
 
     // lock_acquire() by a caller that is current (a kworker around each work item): no lookup of current.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void AcquiredByCurrent(EmuTask current, IWaitResource lockInstance, LockClass lockClass, bool read, string? at)
     {
         lockClass.MarkUsed(read, current.InIrq);
@@ -46,9 +48,11 @@ public static class HeldLocks
     }
 
     // lock_release() by a caller that is current.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static bool ReleasedByCurrent(EmuTask current, IWaitResource lockInstance) => current.RemoveHeldOwn(lockInstance);
 
     // lockdep_depth(current).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static int CountOfCurrent(EmuTask current) => current.HeldCountOwn;
 
     /// <summary>Number of locks <paramref name="task"/> holds (lockdep_depth).</summary>

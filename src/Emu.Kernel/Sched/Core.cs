@@ -11,6 +11,8 @@
 // Differs: there are no run queues or CPUs to pick; the OS schedules the runnable threads. A task in atomic
 // context that calls Schedule() gets the kernel's "BUG: scheduling while atomic" report (printed once per task,
 // counted every time) and Schedule() returns with the task running instead of sleeping. Timeouts are in ms.
+using System.Runtime.CompilerServices;
+
 namespace Emu.Kernel;
 
 /// <summary>schedule() and try_to_wake_up(): the one sleeping path every emulated wait goes through.</summary>
@@ -194,6 +196,7 @@ public static class Sched
     /// <see cref="TaskState.Running"/> and unparks it. Safe from any thread, including irq context.
     /// </summary>
     /// <returns>true if the task was woken (it was sleeping in a matching state).</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryToWakeUp(EmuTask task, TaskState stateMask)
     {
         if (!task.TryWake((int)stateMask))

@@ -7,6 +7,8 @@
 // unlocked by the bio completion; splitting a locked extent range gives its locker a second entry): those
 // changes go to a journal under _journalLock, which readers apply to what they copied and which the task folds
 // into its list before its own next change.
+using System.Runtime.CompilerServices;
+
 namespace Emu.Kernel;
 
 public sealed partial class EmuTask
@@ -37,6 +39,7 @@ public sealed partial class EmuTask
         t_current == this ? RemoveHeldOwn(lockInstance) : JournalHeld(new HeldLock(lockInstance, null!, null, false), remove: true);
 
     // lock_acquire() on the calling task itself.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void AddHeldOwn(IWaitResource lockInstance, LockClass lockClass, string? at, bool read)
     {
         AssertCurrent();
@@ -49,6 +52,7 @@ public sealed partial class EmuTask
     }
 
     // lock_release() on the calling task itself.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal bool RemoveHeldOwn(IWaitResource lockInstance)
     {
         AssertCurrent();
@@ -63,6 +67,7 @@ public sealed partial class EmuTask
     // lockdep_depth of the calling task itself.
     internal int HeldCountOwn
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         get
         {
             AssertCurrent();
@@ -112,6 +117,7 @@ public sealed partial class EmuTask
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddHeldCore(IWaitResource lockInstance, LockClass lockClass, string? at, bool read)
     {
         int n = _heldCount;
@@ -138,6 +144,7 @@ public sealed partial class EmuTask
         Volatile.Write(ref _heldCount, n + 1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool RemoveHeldCore(IWaitResource lockInstance)
     {
         HeldSlot[] held = _held;
@@ -214,7 +221,8 @@ public sealed partial class EmuTask
     }
 
     // Another task's change: journal it for the holder. A removal is journalled only if the entry exists once
-    // the journal is applied. Returns whether the change was recorded.
+    // the journal is applied; one that undoes the latest journalled acquisition of the lock deletes that record
+    // instead, so that a holder asleep for long does not collect pairs. Returns whether the change was recorded.
     private bool JournalHeld(in HeldLock entry, bool remove)
     {
         lock (_journalLock)
@@ -222,6 +230,11 @@ public sealed partial class EmuTask
             if (remove && CountHeldLocked(entry.Lock) == 0)
             {
                 return false;
+            }
+
+            if (remove && TryUnjournalLatestAddLocked(entry.Lock))
+            {
+                return true;
             }
 
             if (_journalCount == _journal.Length)
@@ -233,6 +246,31 @@ public sealed partial class EmuTask
             Volatile.Write(ref _journalCount, _journalCount + 1);
             return true;
         }
+    }
+
+    // Deletes the journal's latest record for lockInstance if it is an acquisition: the entry it adds is then the
+    // most recent one for that lock, the one a release removes. Context: _journalLock.
+    private bool TryUnjournalLatestAddLocked(IWaitResource lockInstance)
+    {
+        for (int i = _journalCount - 1; i >= 0; i--)
+        {
+            if (!ReferenceEquals(_journal[i].Entry.Lock, lockInstance))
+            {
+                continue;
+            }
+
+            if (_journal[i].Remove)
+            {
+                return false;
+            }
+
+            Array.Copy(_journal, i + 1, _journal, i, _journalCount - i - 1);
+            _journal[_journalCount - 1] = default;
+            Volatile.Write(ref _journalCount, _journalCount - 1);
+            return true;
+        }
+
+        return false;
     }
 
     // How many entries for lockInstance the list has with the journal applied, without allocating (an I/O

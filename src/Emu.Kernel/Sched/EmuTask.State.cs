@@ -1,5 +1,7 @@
 // task_struct's scheduling fields: state, switch count, what the task waits on, preempt count, and the
 // monitor schedule() parks the thread on. See Sched (Core.cs) for the protocol.
+using System.Runtime.CompilerServices;
+
 namespace Emu.Kernel;
 
 public sealed partial class EmuTask
@@ -94,6 +96,7 @@ public sealed partial class EmuTask
     internal void SetWaitingOn(IWaitResource? resource) => Volatile.Write(ref _waitingOn, resource);
 
     // ttwu_do_wakeup(): moves a task whose state is in mask to TASK_RUNNING and unparks it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal bool TryWake(int mask)
     {
         while (true)

@@ -1,6 +1,7 @@
 // The CPUs and NUMA nodes a WorkqueueSystem lays its pools over: the kernel's cpu_possible_mask,
 // cpu_to_node() and cpumask_of_node(). Read from the machine (Emu.Interop.Topology) or given by hand, so tests
 // can lay a two-node system over the two CPUs of a one-node machine.
+using System.Runtime.CompilerServices;
 using Emu.Interop;
 
 namespace Emu.Kernel;
@@ -106,6 +107,7 @@ public sealed class CpuLayout
 
     // raw_smp_processor_id(): the CPU the calling thread runs on, folded onto the layout when the layout does not
     // describe this machine (a fake node layout in tests).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal int CurrentCpu()
     {
         int cpu = Thread.GetCurrentProcessorId();

@@ -9,6 +9,7 @@
 // Locking legend: I set at init; L pool.Lock; WQ wq.Mutex; MD WorkqueueSystem.MaydayLock.
 // Differs: Emu frees a released unbound pwq at once instead of after an RCU grace period.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Emu.Kernel;
 
@@ -18,7 +19,7 @@ internal sealed class PoolWorkqueue
     internal readonly WorkerPool Pool;                   // I
     internal readonly Workqueue Wq;                      // I
     internal readonly int Id;                            // I: what work->data holds while queued here
-    internal readonly int[] NrInFlight = new int[WorkStruct.NrColors]; // L
+    internal ColorCounts NrInFlight;                     // L: inline, on the lines queueing already touches
     internal readonly WorkStruct DelayedWorks = new();   // L: items beyond max_active, in queueing order
     internal readonly WorkStruct? UnboundReleaseWork;    // I: unbound pwqs are released from system_wq
     internal int WorkColor;                              // L: color of newly queued items
@@ -44,6 +45,7 @@ internal sealed class PoolWorkqueue
     }
 
     // get_pwq(). Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void GetPwqLocked()
     {
         Pool.AssertLocked();
@@ -57,6 +59,7 @@ internal sealed class PoolWorkqueue
 
     // put_pwq(): the last reference of an unbound pwq is released from system_wq, as pool.Lock must not be
     // held for it. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void PutPwqLocked()
     {
         Pool.AssertLocked();
@@ -86,6 +89,7 @@ internal sealed class PoolWorkqueue
     // pwq_activate_delayed_work(): a delayed item (and the barriers linked to it) join the pool's worklist.
     // A queued work's data changes only under its pool lock (PENDING keeps queuers off it), so, like the
     // kernel's __clear_bit, this needs no atomic. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void PwqActivateDelayedWorkLocked(WorkStruct work)
     {
         Pool.AssertLocked();
@@ -100,6 +104,7 @@ internal sealed class PoolWorkqueue
     // pwq_dec_nr_in_flight(): an item of this color completed or was taken off the queue: free its active slot
     // (activating the next delayed item) and, if it was the last of the color being flushed, tell the first
     // flusher once every pwq is done. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void PwqDecNrInFlightLocked(int color)
     {
         Pool.AssertLocked();
@@ -164,6 +169,13 @@ internal sealed class PoolWorkqueue
         pwq.Wq.UnlinkPwq(pwq);
         pwq.Pool.System.PutUnboundPool(pwq.Pool);
         pwq.Pool.System.FreePwqId(pwq);
+    }
+
+    // nr_in_flight[WORK_NR_COLORS]: an inline array, so counting an item touches no object besides the pwq.
+    [InlineArray(WorkStruct.NrColors)]
+    internal struct ColorCounts
+    {
+        private int _color0;
     }
 
     private sealed class ReleaseWork(PoolWorkqueue pwq)

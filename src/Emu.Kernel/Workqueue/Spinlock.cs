@@ -4,23 +4,37 @@
 // Model: a word taken with one compare-and-swap and released with one store, held around list and counter
 // updates, never across a sleep and never recursively. Every work item takes its pool's lock at least twice
 // (queueing and starting it), so the uncontended path is what matters: it does no more than the kernel's.
-// Differs: the kernel's holder runs with irqs off and cannot be preempted; an OS thread can be, so a contender
-// that has spun briefly queues on a host lock, and only the one at the head of that queue keeps spinning
-// (yielding its CPU between tries) while the others block, leaving the CPUs to the preempted holder. A struct,
-// so that `using (pool.Lock.EnterScope())`, which would take a Monitor instead, does not compile; debug builds record the
-// owner for lockdep_assert_held() and catch recursion, which would deadlock as in the kernel.
+// Differs: the kernel's queued spinlock is fair; here a contender backs off before retrying, so the holder may
+// take the lock again first and run a batch (a cache line crossing CPUs costs more than a short critical
+// section). The kernel's holder runs with irqs off and cannot be preempted; an OS thread can be, so a contender
+// yields its CPU between tries, and after a few queues on a host lock: only the one at the head of that queue
+// keeps trying while the others block, leaving the CPUs to the preempted holder. A struct, so that
+// `lock (pool.Lock)`, which would take a Monitor instead, does not compile; debug builds record the owner for
+// lockdep_assert_held() and catch recursion, which would deadlock as in the kernel.
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Emu.Kernel;
 
 /// <summary>spinlock_t: a non-recursive lock for short critical sections that never sleep.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 2 * CacheLine)]
 internal struct Spinlock
 {
-    private readonly Lock _contenders = new(); // contenders past the spin, in line behind the one still spinning
+    private const int CacheLine = 64;
+    private const int BackoffSpins = 64;        // Thread.SpinWait iterations: about 3 us on the 2-CPU machines
+    private const int YieldsBeforeQueueing = 6;
+
+    [FieldOffset(0)]
+    private readonly Lock _contenders = new(); // contenders past the yields, in line behind the one still trying
+
+    // Alone on its cache line: spinning contenders read it, and must not slow the holder's writes to the
+    // fields around it (____cacheline_aligned_in_smp in the kernel's struct worker_pool).
+    [FieldOffset(CacheLine)]
     private int _locked;                       // 1 while held
 #if DEBUG
+    [FieldOffset(CacheLine + sizeof(int))]
     private int _owner;                        // managed thread id of the holder, 0 when free
 #endif
 
@@ -71,13 +85,22 @@ internal struct Spinlock
         return new Scope(ref this);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    // A queuer and a worker on different CPUs take the lock every few hundred nanoseconds; a contender that
+    // retried at once would win every other time, moving the lock's and the pool's cache lines across CPUs for
+    // each item. So it backs off for a few microseconds first, letting the holder run a batch, then yields its
+    // CPU between tries rather than burn it: the holder, or another task, may be waiting for that CPU.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void EnterContended()
     {
-        SpinWait spin = default;
-        while (!spin.NextSpinWillYield)
+        Thread.SpinWait(BackoffSpins);
+        if (TryAcquire())
         {
-            spin.SpinOnce();
+            return;
+        }
+
+        for (int i = 0; i < YieldsBeforeQueueing; i++)
+        {
+            Thread.Yield();
             if (TryAcquire())
             {
                 return;
@@ -86,7 +109,7 @@ internal struct Spinlock
 
         using (_contenders.EnterScope())
         {
-            spin = default;
+            SpinWait spin = default;
             while (!TryAcquire())
             {
                 spin.SpinOnce(sleep1Threshold: -1);

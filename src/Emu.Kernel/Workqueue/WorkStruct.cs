@@ -150,10 +150,13 @@ internal static class WorkList
         entry.EntryPrev = entry;
     }
 
-    /// <summary>list_move_tail().</summary>
+    /// <summary>list_move_tail(): unlinks <paramref name="entry"/> and links it at the tail of <paramref name="head"/>.</summary>
     public static void MoveTail(WorkStruct entry, WorkStruct head)
     {
-        DelInit(entry);
+        WorkStruct prev = entry.EntryPrev;
+        WorkStruct next = entry.EntryNext;
+        prev.EntryNext = next;
+        next.EntryPrev = prev;
         AddTail(entry, head);
     }
 }

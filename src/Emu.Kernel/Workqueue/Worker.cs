@@ -17,6 +17,8 @@
 // woken right away costs no futex round trip; wq_worker_running is called by the woken worker itself (v5.x
 // style) rather than by the waker. An exception escaping a work function is reported as a BUG and the worker
 // carries on (the kernel would oops and lose the worker).
+using System.Runtime.CompilerServices;
+
 namespace Emu.Kernel;
 
 /// <summary>struct worker: one kworker (or rescuer) and what it is running.</summary>
@@ -34,7 +36,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
 
     internal WorkStruct? CurrentWork;      // L: work being processed
     internal WorkFunc? CurrentFunc;        // L: its function
-    internal string? CurrentFuncName;      // L: its function's name, for print_worker_info
+    internal string? CurrentFuncName;      // the worker's; its function's name, read racily by print_worker_info
     internal PoolWorkqueue? CurrentPwq;    // L: its pwq
     internal readonly WorkStruct Scheduled = new(); // L: works to run next on this worker
     internal readonly LinkedListNode<Worker> IdleNode; // L: entry on pool->idle_list
@@ -162,6 +164,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // worker_thread(): the body of every pool worker.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void WorkerThread()
     {
         EmuTask task = Task;
@@ -273,6 +276,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // process_scheduled_works(): runs the scheduled list to empty; it may grow while it runs. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void ProcessScheduledWorksLocked()
     {
         Pool!.AssertLocked();
@@ -284,6 +288,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
 
     // move_linked_works(): moves work and the works LINKED after it to the tail of head; returns the entry
     // after the last one moved (the nextp of a safe list walk). Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static WorkStruct MoveLinkedWorksLocked(WorkStruct work, WorkStruct head)
     {
         while (true)
@@ -300,6 +305,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // process_one_work(). Context: L, dropped around the work function and retaken.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void ProcessOneWorkLocked(WorkStruct work)
     {
         WorkerPool pool = Pool!;
@@ -318,9 +324,9 @@ internal sealed class Worker : IWorkqueueWorkerHooks
 
         pool.BusyAddLocked(this);
         WorkFunc func = work.Func;
+        string funcName = work.FuncName;
         CurrentWork = work;
         CurrentFunc = func;
-        Volatile.Write(ref CurrentFuncName, work.FuncName);
         Volatile.Write(ref CurrentPwq, pwq);
         LockdepMap workMap = work.LockdepMap; // the function may reinitialize or drop the work
         int workColor = WorkStruct.ColorOf(Volatile.Read(ref work.Data));
@@ -341,6 +347,9 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         Interlocked.Exchange(ref work.Data, (long)pool.Id << WorkStruct.OffqPoolShift);
 
         pool.Lock.Exit();
+
+        // Only reports read the name, racily: it need not be published under the lock.
+        Volatile.Write(ref CurrentFuncName, funcName);
         if (toWake is not null)
         {
             Sched.WakeUpProcess(toWake);
@@ -364,6 +373,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
     }
 
     // The unlocked middle of process_one_work(): the pseudo-locks, the call, the leak check.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunWorkFunction(WorkStruct work, WorkFunc func, Workqueue wq, LockdepMap workMap)
     {
         EmuTask task = Task;

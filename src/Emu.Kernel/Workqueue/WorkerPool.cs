@@ -184,6 +184,7 @@ public sealed class WorkerPool
     // worker that has meanwhile started running does nothing, and one that went idle again rechecks the pool,
     // so the late wake-up loses nothing - while a wake-up under the lock may be a futex call that every
     // queuer and worker of the pool would wait for. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal EmuTask? WorkerToWakeLocked()
     {
         AssertLocked();
@@ -191,6 +192,7 @@ public sealed class WorkerPool
     }
 
     // find_worker_executing_work(): the worker running this very work with this very function, if any. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal Worker? FindWorkerExecutingWorkLocked(WorkStruct work)
     {
         AssertLocked();
@@ -209,6 +211,7 @@ public sealed class WorkerPool
     }
 
     // hash_add(pool->busy_hash, ...). Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void BusyAddLocked(Worker worker)
     {
         AssertLocked();
@@ -222,6 +225,7 @@ public sealed class WorkerPool
     }
 
     // hash_del(&worker->hentry). Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void BusyRemoveLocked(Worker worker)
     {
         AssertLocked();

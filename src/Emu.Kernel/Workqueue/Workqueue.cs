@@ -12,7 +12,9 @@
 // claims PENDING with test_and_set_bit, picks the pwq of the current CPU (or node), except that a work still
 // running on some pool goes to that pool (non-reentrancy), then appends the work to the pool's worklist, or to
 // the pwq's delayed list beyond max_active, and wakes a worker if the pool has nobody running. The fast path
-// takes one lock and allocates nothing.
+// takes one lock and allocates nothing. The per-item paths here, in Worker.cs and in the pool are compiled
+// optimized from their first call (AggressiveOptimization): tiered compilation would run them unoptimized until
+// its background compiler caught up, which on a loaded machine takes seconds.
 // Locking legend: I set at init; L pool.Lock; WQ Mutex (wq->mutex); PL WorkqueueSystem.PoolMutex;
 // MD WorkqueueSystem.MaydayLock; WR WQ for writes, lock-free reads of a published array (RCU in the kernel).
 // Differs: wq->mutex is a host lock (never held across a sleep here); a work going to delayed_works wakes no
@@ -222,6 +224,7 @@ public sealed partial class Workqueue
 
     /// <summary>queue_work_on(): queues <paramref name="work"/> on <paramref name="cpu"/>'s pool (bound) or node (unbound).</summary>
     /// <returns>false if the work was already pending.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool QueueWorkOn(int cpu, WorkStruct work)
     {
         CheckQueueArgs(cpu, work);
@@ -448,6 +451,7 @@ public sealed partial class Workqueue
         return ret;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckQueueArgs(int cpu, WorkStruct work)
     {
         ArgumentNullException.ThrowIfNull(work);
@@ -469,6 +473,7 @@ public sealed partial class Workqueue
         _cpuPwqs is not null ? _cpuPwqs[cpu]! : Volatile.Read(ref _numaPwqTbl![System.Layout.CpuToNode(cpu)])!;
 
     // __queue_work(): the caller owns PENDING.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void __QueueWork(int cpu, WorkStruct work)
     {
         int reqCpu = cpu;
@@ -492,12 +497,21 @@ public sealed partial class Workqueue
 
         while (true)
         {
-            if (reqCpu == WorkCpuUnbound)
+            PoolWorkqueue pwq;
+            if (_numaPwqTbl is { Length: 1 } numaPwqTbl)
             {
-                cpu = System.Layout.CurrentCpu();
+                // unbound_pwq_by_node(wq, cpu_to_node(cpu)) with one node: no need to know the CPU.
+                pwq = Volatile.Read(ref numaPwqTbl[0])!;
             }
+            else
+            {
+                if (reqCpu == WorkCpuUnbound)
+                {
+                    cpu = System.Layout.CurrentCpu();
+                }
 
-            PoolWorkqueue pwq = PwqFor(cpu);
+                pwq = PwqFor(cpu);
+            }
 
             // A work that last ran on another pool may still be running there: queue it there, so it runs
             // after that execution on the same worker (non-reentrancy).
@@ -572,6 +586,7 @@ public sealed partial class Workqueue
     // Differs: v4.4 also wakes a worker for an item that goes to delayed_works; no worker can run that item,
     // and the items a worker could run woke one when they were queued, so Emu skips that wake-up (runnable
     // false), which in Emu may cost a futex round trip per queued item. Context: L.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static EmuTask? InsertWorkLocked(PoolWorkqueue pwq, WorkStruct work, WorkStruct pos, long extraFlags, bool runnable)
     {
         WorkerPool pool = pwq.Pool;

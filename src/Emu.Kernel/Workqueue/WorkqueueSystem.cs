@@ -16,6 +16,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
+using System.Runtime.CompilerServices;
 using Emu.Interop;
 
 namespace Emu.Kernel;
@@ -421,6 +422,7 @@ public sealed class WorkqueueSystem : IDisposable
     internal void FreePwqId(PoolWorkqueue pwq) => _pwqIdr.Remove(pwq.Id);
 
     // get_work_pwq(): the pwq the work is queued on, or null when it is not queued.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal PoolWorkqueue? GetWorkPwq(WorkStruct work)
     {
         long data = Volatile.Read(ref work.Data);
@@ -428,6 +430,7 @@ public sealed class WorkqueueSystem : IDisposable
     }
 
     // get_work_pool(): the pool the work is queued on or last ran on; null if never queued.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal WorkerPool? GetWorkPool(WorkStruct work)
     {
         long data = Volatile.Read(ref work.Data);
@@ -683,6 +686,7 @@ public sealed class WorkqueueSystem : IDisposable
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public T? Find(int id)
         {
             T?[] slots = Volatile.Read(ref _slots);

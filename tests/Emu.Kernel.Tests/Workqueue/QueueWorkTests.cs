@@ -278,6 +278,45 @@ public sealed class QueueWorkTests : WorkqueueTestBase
         Assert.That(work.Pending, Is.False, "a refused work is not left pending");
     }
 
+    [Test]
+    public void QueueWork_FromSeveralTasksAtOnce_RunsEveryItemOnceAndNeverMoreThanMaxActive()
+    {
+        // Queuers and workers all contend on the pool lock; its exclusion is what keeps nr_active and the
+        // worklist exact.
+        const int Queuers = 3;
+        const int ItemsEach = 3000;
+        const int MaxActive = 2;
+        Workqueue wq = Sys.AllocWorkqueue("contended", WqFlags.Unbound, MaxActive);
+        int running = 0;
+        int maxRunning = 0;
+        TestWork[][] items = Enumerable.Range(0, Queuers).Select(q => Enumerable.Range(0, ItemsEach).Select(i => Work($"item_{q}_{i}", _ =>
+        {
+            int now = Interlocked.Increment(ref running);
+            int seen;
+            while (now > (seen = Volatile.Read(ref maxRunning)) && Interlocked.CompareExchange(ref maxRunning, now, seen) != seen)
+            {
+            }
+
+            Interlocked.Decrement(ref running);
+        })).ToArray()).ToArray();
+
+        EmuTask[] queuers = items.Select((batch, q) => EmuTask.Run($"queuer/{q}", () =>
+        {
+            foreach (TestWork w in batch)
+            {
+                Assert.That(wq.QueueWork(w), Is.True);
+            }
+        })).ToArray();
+        foreach (EmuTask q in queuers)
+        {
+            JoinOk(q);
+        }
+
+        AsTask(wq.FlushWorkqueue);
+        Assert.That(items.SelectMany(b => b).Count(w => w.Runs != 1), Is.Zero, "items that did not run exactly once");
+        Assert.That(maxRunning, Is.InRange(1, MaxActive));
+    }
+
     // The worker whose WorkerInfo names the work's function.
     private EmuTask FindWorkerRunning(WorkStruct work) =>
         Sys.Pools().SelectMany(p => p.WorkerTasks())
