@@ -1,7 +1,10 @@
 // Emu's build, run by Cake.Tool as a local tool:
 //   dotnet tool restore && dotnet cake cake.cs --target=NAME
-// Targets: Deps, Native, Bindings, Build, Test, Publish, BenchBlock, Main, Default (= Deps, Native, Build).
+// Targets: Deps, Native, Bindings, Build, Test, Publish, Main, Default (= Deps, Native, Build), and the user
+// targets Repro, Stress, Compare, BenchBlock, BenchWq and Bench (= BenchBlock, BenchWq and a quick Compare).
 // Every path is relative to this file's folder; every tool it runs is printed before it runs.
+
+#nullable enable
 
 using System.Diagnostics;
 using System.Globalization;
@@ -208,6 +211,78 @@ Task("BenchBlock")
     Information($"medians of {rounds} alternating rounds, {runtime}s each, on {file}:");
     foreach (var l in lines) Information(l);
 });
+
+// The user targets run `emu` with what the arguments say and judge its exit code by what the mode should do:
+// an unpatched run is expected to deadlock (exit 1), a patched one to complete (exit 0).
+void RunEmuExpecting(string args, params int[] expected)
+{
+    int code = Run($"{cliDir}/emu", args, check: false);
+    if (!expected.Contains(code)) throw new Exception($"emu {args} exited {code}; expected {string.Join(" or ", expected)}");
+}
+
+string Opt(string name, string? value) => string.IsNullOrEmpty(value) ? "" : $" --{name} {value}";
+
+int[] ExpectedFor(string mode) => mode switch { "unpatched" => [1], "patched" => [0], _ => [0] };
+
+Task("Repro")
+    .Description("emu repro: the commit's three-CPU interleaving; --mode=unpatched|patched|both (default both), --repeat=N, --trace=FILE.")
+    .IsDependentOn("Default")
+    .Does(() =>
+{
+    var mode = Argument("mode", "both");
+    RunEmuExpecting($"repro --mode {mode}{Opt("repeat", Argument("repeat", ""))}{Opt("trace", Argument("trace", ""))}", ExpectedFor(mode));
+});
+
+Task("Stress")
+    .Description("emu stress: fdm-stress until the first deadlock or --runtime; --mode (default unpatched), --runtime=S (default 60), --seed, --dump-on-hang=PATH, --trace=FILE.")
+    .IsDependentOn("Default")
+    .Does(() =>
+{
+    var mode = Argument("mode", "unpatched");
+    var args = $"stress --mode {mode} --runtime {Argument("runtime", "60")}{Opt("seed", Argument("seed", ""))}" +
+               $"{Opt("dump-on-hang", Argument("dump-on-hang", ""))}{Opt("trace", Argument("trace", ""))}";
+    RunEmuExpecting(args, ExpectedFor(mode));
+});
+
+Task("Compare")
+    .Description("emu compare: every built-in workload in both modes; --repeat=N (default 3), --runtime=S per stress run (default 5), --workloads=a,b, --job=FILE, --out=DIR (default artifacts/compare).")
+    .IsDependentOn("Default")
+    .Does(() =>
+{
+    var outDir = Argument("out", $"{root}/artifacts/compare");
+    var args = $"compare --repeat {Argument("repeat", "3")} --runtime {Argument("runtime", "5")} --out {outDir} --force" +
+               $"{Opt("workloads", Argument("workloads", ""))}{Opt("job", Argument("job", ""))}";
+    RunEmuExpecting(args, 0);
+    Information($"results: {outDir}/results.json and {outDir}/*.svg");
+});
+
+// The wq bench alternates Emu's workqueues and the thread pool inside one process; separate runs of it then
+// give the spread the machine's noise adds, and the median of their ratios is the figure to quote.
+Task("BenchWq")
+    .Description("emu wq bench run --runs=N times (default 5): empty work items on Emu's unbound and bound workqueues vs the .NET thread pool; medians of the ratios.")
+    .IsDependentOn("Default")
+    .Does(() =>
+{
+    var runs = Argument("runs", 5);
+    var unbound = new List<double>();
+    var bound = new List<double>();
+    for (int r = 0; r < runs; r++)
+    {
+        var e = System.Text.Json.JsonDocument.Parse(Capture($"{cliDir}/emu", "wq bench --json")).RootElement;
+        unbound.Add(e.GetProperty("ratio").GetDouble());
+        bound.Add(e.GetProperty("boundRatio").GetDouble());
+        Information($"run {r + 1}: unbound {e.GetProperty("emuUnboundOpsPerSec").GetDouble():F0}/s, bound {e.GetProperty("emuBoundOpsPerSec").GetDouble():F0}/s, " +
+                    $"thread pool {e.GetProperty("threadPoolOpsPerSec").GetDouble():F0}/s: ratios {unbound[^1]:F3} / {bound[^1]:F3}");
+    }
+    Information($"median of {runs} runs: unbound workqueue {Median(unbound):F3}x the thread pool, bound {Median(bound):F3}x " +
+                $"(unbound runs: {string.Join(", ", unbound.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))})");
+});
+
+Task("Bench")
+    .Description("BenchBlock, BenchWq, then a quick compare (--repeat 1, 3 s runs) into artifacts/compare-quick.")
+    .IsDependentOn("BenchBlock")
+    .IsDependentOn("BenchWq")
+    .Does(() => RunEmuExpecting($"compare --repeat 1 --runtime 3 --out {root}/artifacts/compare-quick --force", 0));
 
 static double Median(List<double> values)
 {

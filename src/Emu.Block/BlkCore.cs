@@ -10,15 +10,15 @@
 // and runs the hardware queues, so a whole batch reaches the engine in one call. Submission pushes the kernel's
 // frames on the task's shadow stack (submit_bio, generic_make_request, blk_mq_make_request, ...).
 // Differs: the plug list is kept in submission order (v4.4 sorts it by software queue and sector on flush), and
-// v4.4's current->bio_list recursion guard is not needed: splits are submitted iteratively. schedule() does not
-// flush the plug of a task going to sleep (sched_submit_work) - Emu.Kernel has no hook for it - so a task must
-// finish its plug before sleeping on I/O that is still in it; sleeping for a tag flushes it, as v4.4 does.
+// v4.4's current->bio_list recursion guard is not needed: splits are submitted iteratively. A task that sleeps
+// holding a plug has it flushed by schedule() (sched_submit_work), through EmuTask.Plug; sleeping for a tag
+// flushes it too, as v4.4 does.
 using Emu.Kernel;
 
 namespace Emu.Block;
 
 /// <summary>struct blk_plug: requests a task holds back to issue together.</summary>
-public sealed class BlkPlug
+public sealed class BlkPlug : ITaskPlug
 {
     internal Request? Head;   // mq_list, oldest first; owned by the plugging task
     internal Request? Tail;
@@ -26,6 +26,16 @@ public sealed class BlkPlug
 
     /// <summary>Requests held.</summary>
     public int Count { get; internal set; }
+
+    /// <inheritdoc/>
+    public bool NeedsFlush => Count != 0;
+
+    /// <inheritdoc/>
+    public void ScheduleFlush()
+    {
+        using KFrame frame = KFunc.Enter("blk_schedule_flush_plug");
+        BlkCore.BlkFlushPlugList(this, fromSchedule: true);
+    }
 
     internal void Add(Request rq)
     {
@@ -107,6 +117,10 @@ public static class BlkCore
         plug.Tail = null;
         plug.Count = 0;
         t_plug = plug;
+        if (EmuTask.Current is { } task)
+        {
+            task.Plug = plug;
+        }
     }
 
     /// <summary>blk_finish_plug(): issues what <paramref name="plug"/> holds and ends plugging (outermost plug only).</summary>
@@ -120,6 +134,10 @@ public static class BlkCore
 
         BlkFlushPlugList(plug, fromSchedule: false);
         t_plug = null;
+        if (EmuTask.Current is { } task)
+        {
+            task.Plug = null;
+        }
     }
 
     /// <summary>

@@ -179,6 +179,7 @@ public static class DirectIo
             }
 
             retval = DioComplete(dio, offset, retval);
+            BtrfsMetrics.NoteDirectIo(inode, rw, retval);
         }
         finally
         {

@@ -53,6 +53,7 @@ public static class BtrfsFileOperations
                 if (numWritten > 0)
                 {
                     iocb.KiPos = pos + numWritten;
+                    BtrfsMetrics.NoteBufferedWrite(inode);
                 }
             }
         }

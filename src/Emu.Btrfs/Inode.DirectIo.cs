@@ -206,6 +206,7 @@ public static partial class Inode
                     // (this read may hold earlier ranges locked while a buffered writer holds their pages and
                     // waits for those ranges); fall back to a buffered read instead.
                     ret = -Errno.ENOTBLK;
+                    BtrfsMetrics.NoteDioReadFallback(inode);
                 }
             }
             else if (mode == BtrfsMode.Unpatched)

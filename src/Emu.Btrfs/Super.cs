@@ -118,6 +118,7 @@ public sealed class BtrfsFs
             throw new ArgumentException($"device {disk.DiskName} ({capacity} bytes) is too small for a filesystem", nameof(disk));
         }
 
+        BtrfsMetrics.Publish();
         WorkqueueSystem wqSystem = options.WorkqueueSystem ?? new WorkqueueSystem();
         var zone = new Zone(Math.Max(64, options.PageCacheBytes / Page.PageSize), options.NumaNode)
         {

@@ -15,6 +15,8 @@ public static class EmuApp
         root.Subcommands.Add(WqCommand.Create());
         root.Subcommands.Add(ReproCommand.Create());
         root.Subcommands.Add(StressCommand.Create());
+        root.Subcommands.Add(DiagnoseCommand.Create());
+        root.Subcommands.Add(CompareCommand.Create());
         return CommandRunner.Run(root, args);
     }
 }

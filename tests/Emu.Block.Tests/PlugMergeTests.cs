@@ -164,6 +164,28 @@ public sealed class PlugMergeTests : BlockTestBase
         Assert.That(engine.Counters.SubmitCalls, Is.EqualTo(1), "both requests in one engine submission");
     }
 
+    [Test]
+    public void TaskSleepingOnItsOwnPluggedWrite_HasThePlugFlushedBySchedule()
+    {
+        // sched_submit_work(): schedule() issues the plug of a task going to sleep, or it would wait forever for
+        // I/O it holds back itself.
+        using var task = EmuTask.Adopt("plug-test");
+        var engine = new TestEngine(1 << 20);
+        GenDisk disk = CreateDisk(engine);
+        NativeBuffer buf = Buffer(Block);
+        var done = new Completion("bio");
+        var plug = new BlkPlug();
+
+        BlkCore.BlkStartPlug(plug);
+        BlkCore.SubmitBio(CompleteOn(NewBio(disk, ReqOp.Write, 0, buf.Pointer, Block), done));
+        Assert.That((engine.Ios.Length, task.Task.Plug), Is.EqualTo((0, (ITaskPlug)plug)), "held in the plug");
+        WaitFor(done);
+
+        Assert.That((engine.Ios.Length, plug.Count), Is.EqualTo((1, 0)));
+        BlkCore.BlkFinishPlug(plug);
+        Assert.That(task.Task.Plug, Is.Null, "blk_finish_plug clears current->plug");
+    }
+
     // Submits one 4 KiB bio per (op, block, flags) over block `block` of buf, under one plug, and waits for all.
     private static void SubmitPlugged(GenDisk disk, NativeBuffer buf, params (ReqOp Op, int Block, ReqFlags Flags)[] bios)
     {

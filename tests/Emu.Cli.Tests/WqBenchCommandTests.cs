@@ -28,4 +28,16 @@ public sealed class WqBenchCommandTests
         Assert.That(pool, Is.GreaterThan(0));
         Assert.That(doc.RootElement.GetProperty("ratio").GetDouble(), Is.EqualTo(emu / pool).Within(0.0005 + 0.01 * emu / pool), "ratio is emu / ThreadPool, rounded in the JSON");
     }
+
+    [Test]
+    public void TextRun_Redirected_ShowsProgressLines_AndQuietDropsThem()
+    {
+        var shown = CliHarness.Run("wq", "bench", "--items", "2000", "--rounds", "1");
+        var quiet = CliHarness.Run("wq", "bench", "--items", "2000", "--rounds", "1", "--quiet");
+
+        Assert.That((shown.ExitCode, quiet.ExitCode), Is.EqualTo((0, 0)), shown.Stderr + quiet.Stderr);
+        Assert.That(shown.Stdout, Does.Contain("wq bench ["), "plain progress lines when the output is redirected");
+        Assert.That(quiet.Stdout, Does.Not.Contain("wq bench ["));
+        Assert.That(quiet.Stdout, Does.Contain("threadpool"), "the results are still printed");
+    }
 }

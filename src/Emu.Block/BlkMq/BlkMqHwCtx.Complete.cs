@@ -295,6 +295,11 @@ internal sealed partial class BlkMqHwCtx
         }
 
         Stats.AccountDone(rq, _nowNs);
+        if (KernelTrace.Enabled)
+        {
+            KernelTrace.BlockRqComplete(Queue.Disk.DiskName, QueueNum, (int)rq.Op, rq.Sector, rq.DataLen, rq.StartNs, _nowNs, rq.Error);
+        }
+
         using KFrame frame = _completer!.Enter("blk_update_request");
         int error = rq.Error;
         Bio? bio = rq.Bio;

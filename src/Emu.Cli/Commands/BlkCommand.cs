@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Emu.Cli.Bench;
+using Emu.Cli.Progress;
 using Emu.Interop;
 
 namespace Emu.Cli.Commands;
@@ -30,18 +31,19 @@ internal static class BlkCommand
         var direct = new Option<int>("--direct") { Description = "1: O_DIRECT (default); 0: through the page cache.", DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random offsets.", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var quiet = new Option<bool>("--quiet") { Description = "No progress display; only the results." };
         var command = new Command("bench", "fio-style throughput and latency through Emu's I/O engine.")
         {
-            filename, size, rw, bs, iodepth, numjobs, runtime, ioengine, layer, direct, seed, json,
+            filename, size, rw, bs, iodepth, numjobs, runtime, ioengine, layer, direct, seed, json, quiet,
         };
         command.SetAction(p => Execute(
             p.GetValue(filename), p.GetValue(size), p.GetValue(rw)!, p.GetValue(bs)!, p.GetValue(iodepth),
-            p.GetValue(numjobs), p.GetValue(runtime)!, p.GetValue(ioengine)!, p.GetValue(layer)!, p.GetValue(direct), p.GetValue(seed), p.GetValue(json)));
+            p.GetValue(numjobs), p.GetValue(runtime)!, p.GetValue(ioengine)!, p.GetValue(layer)!, p.GetValue(direct), p.GetValue(seed), p.GetValue(json), p.GetValue(quiet)));
         return command;
     }
 
     private static int Execute(string? filename, string? sizeText, string rwText, string bsText, int iodepth, int numjobs,
-        string runtimeText, string ioengine, string layer, int direct, ulong seed, bool json)
+        string runtimeText, string ioengine, string layer, int direct, ulong seed, bool json, bool quiet)
     {
         var rw = BlkBenchOptions.ParseRw(rwText);
         long bsBytes = SizeParser.Parse(bsText, "--bs");
@@ -74,7 +76,8 @@ internal static class BlkCommand
             throw new UsageException($"--size {SizeParser.Format(size)} is smaller than --bs {bsText}; raise --size or lower --bs");
 
         var options = new BlkBenchOptions(filename ?? $"({ioengine})", size - size % bsBytes, rw, (int)bsBytes, iodepth, numjobs, runtime, ioengine, direct == 1, seed);
-        var result = layer == "raw" ? RawEngineBench.Run(options, device!, engine) : BlockLayerBench.Run(options, device);
+        var result = ProgressDisplay.For(json || quiet).RunTimed("blk bench", runtime,
+            () => layer == "raw" ? RawEngineBench.Run(options, device!, engine) : BlockLayerBench.Run(options, device));
         if (result.Engine != ioengine)
             Console.Error.WriteLine($"emu: warning: io_uring is unavailable here; using the psync engine");
         if (json) WriteJson(options, result);

@@ -4,6 +4,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Emu.Btrfs;
+using Emu.Cli.Progress;
+using Emu.Cli.Diagnostics;
 using Emu.Workloads;
 using Emu.Workloads.Backing;
 using Emu.Workloads.Repro;
@@ -35,6 +37,7 @@ internal static class ReproCommand
         };
         var repeat = new Option<int>("--repeat") { Description = "Run it N times (each in a child process) and report counts.", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the kernel log and a summary." };
+        var dumpOnHang = new Option<string?>("--dump-on-hang") { Description = "Once the deadlock is reported, write a dump of this process (managed heap included) to this file; read it with emu diagnose --stacks. One in-process run only (no --mode both, no --repeat)." };
         var command = new Command("repro",
             "Reproduce the btrfs DIO-read vs buffered-write deadlock (fixed in Linux 4.6 by ade770294df2) with scripted " +
             "pause points: a writeback pass leaves the ordered extent [4K,12K) with page 2 still dirty, the O_DIRECT read of [0,12K) " +
@@ -44,12 +47,14 @@ internal static class ReproCommand
             mode, hung, repeat, json,
         };
         WorkloadOptions.AddBacking(command, out var engine, out var backing, out var force);
+        var trace = TraceFiles.AddOption(command);
+        command.Options.Add(dumpOnHang);
         command.SetAction(p => Execute(p.GetValue(mode)!, p.GetValue(hung)!, p.GetValue(repeat), p.GetValue(json),
-            p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force)));
+            p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force), p.GetValue(trace), p.GetValue(dumpOnHang)));
         return command;
     }
 
-    private static int Execute(string modeText, string hungText, int repeat, bool json, string engineText, string? backing, bool force)
+    private static int Execute(string modeText, string hungText, int repeat, bool json, string engineText, string? backing, bool force, string? tracePath, string? dumpOnHangPath)
     {
         var modes = modeText switch
         {
@@ -62,9 +67,13 @@ internal static class ReproCommand
         if (hungMs < 10) throw new UsageException($"--hung-task-timeout {hungText} is too short; use at least 10ms");
         if (repeat < 1 || repeat > 10_000) throw new UsageException($"--repeat {repeat} is out of range; use 1 to 10000");
         var backingOptions = WorkloadOptions.ParseBacking(engineText, backing, force);
+        string? traceFile = TraceFiles.Validate(tracePath);
+        if (dumpOnHangPath is not null && (modes.Length != 1 || repeat != 1))
+            throw new UsageException("--dump-on-hang dumps one in-process run; drop --mode both and --repeat");
+        string? dumpFile = dumpOnHangPath is null ? null : DumpWriter.CheckPath(dumpOnHangPath, force: false, "--dump-on-hang");
 
         if (modes.Length == 1 && repeat == 1)
-            return RunInProcess(modes[0], hungMs, backingOptions, json);
+            return RunInProcess(modes[0], hungMs, backingOptions, json, traceFile, dumpFile);
 
         // Several runs: each in a child process, so one run's deadlocked tasks (and its hung sync(2), which would
         // block every later sync in this process) cannot touch the next.
@@ -72,17 +81,21 @@ internal static class ReproCommand
         if (backing is not null) childArgs.AddRange(["--backing", backing]);
         if (force) childArgs.Add("--force");
         var runs = new List<(BtrfsMode Mode, JsonElement Result)>();
-        foreach (var m in modes)
+        ProgressDisplay.For(json || repeat == 1).Run("repro", modes.Length * repeat, "", step =>
         {
-            for (int i = 0; i < repeat; i++)
+            foreach (var m in modes)
             {
-                var result = ChildRun.Repro(m, childArgs);
-                runs.Add((m, result));
-                if (!json && repeat > 1)
-                    Console.Error.Write($"\r{ModeName(m)}: {i + 1}/{repeat}");
+                for (int i = 0; i < repeat; i++)
+                {
+                    step.Report(runs.Count, $"{ModeName(m)} {i + 1}/{repeat}");
+                    var result = ChildRun.Repro(m, traceFile is null ? childArgs : [.. childArgs, .. TraceFiles.ChildArgs(traceFile, runs.Count + 1)]);
+                    runs.Add((m, result));
+                }
             }
-            if (!json && repeat > 1) Console.Error.WriteLine();
-        }
+            step.Report(runs.Count, "done");
+        });
+        if (traceFile is not null)
+            TraceFiles.Merge(traceFile, runs.Select((r, i) => ($"{ModeName(r.Mode)} run {runs.Take(i).Count(x => x.Mode == r.Mode) + 1}", i + 1)).ToList());
 
         bool ok = modes.All(m => runs.Where(r => r.Mode == m).All(r => r.Result.GetProperty("reproduced").GetBoolean()));
         if (json) WriteRunsJson(modes, repeat, runs, ok);
@@ -94,13 +107,14 @@ internal static class ReproCommand
         return anyDeadlock || anyMismatch ? CommandRunner.ExitDetected : anyFailure ? CommandRunner.ExitInternal : CommandRunner.ExitOk;
     }
 
-    private static int RunInProcess(BtrfsMode mode, long hungMs, BackingOptions backing, bool json)
+    private static int RunInProcess(BtrfsMode mode, long hungMs, BackingOptions backing, bool json, string? traceFile, string? dumpFile)
     {
         if (!json)
         {
             Console.WriteLine($"emu repro: {ModeName(mode)} ({(mode == BtrfsMode.Unpatched ? "v4.4" : "v4.6")} lock_extent_direct), hung_task_timeout {hungMs} ms");
             Console.Out.Flush();
         }
+        using var trace = TraceFiles.Start(traceFile, $"emu repro {ModeName(mode)}", ("mode", ModeName(mode)));
         ReproResult result;
         try
         {
@@ -110,12 +124,14 @@ internal static class ReproCommand
                 HungTaskTimeoutMs = hungMs,
                 Backing = backing,
                 Console = json ? null : Console.Out,
+                OnHang = DumpWriter.OnHang(dumpFile),
             });
         }
         catch (WorkloadUsageException e)
         {
             throw new UsageException(e.Message);
         }
+        trace?.Write();
 
         WorkloadOptions.WarnIfFellBack(backing, result.Engine);
         if (json)
@@ -336,19 +352,33 @@ internal static class ChildRun
     {
         var all = new List<string> { "repro", "--mode", ReproCommand.ModeName(mode) };
         all.AddRange(args);
-        var (code, stdout, stderr) = Run(all);
+        return Json(all, Timeout.InfiniteTimeSpan).Result;
+    }
+
+    /// <summary>
+    /// Runs `emu ARGS` (which must print one JSON object) and returns the object. A child that exits 2 was
+    /// refused its input: its one line becomes a <see cref="UsageException"/>. A child still running after
+    /// timeout is killed and reported. Returns the child's exit status with the object.
+    /// </summary>
+    public static (int Code, JsonElement Result) Json(IReadOnlyList<string> args, TimeSpan timeout)
+    {
+        var (code, stdout, stderr) = Run(args, timeout);
+        if (code == CommandRunner.ExitUsage)
+            throw new UsageException(FirstLine(stderr).StartsWith("emu: ", StringComparison.Ordinal) ? FirstLine(stderr)[5..] : FirstLine(stderr));
         try
         {
             using var doc = JsonDocument.Parse(stdout);
-            return doc.RootElement.Clone();
+            return (code, doc.RootElement.Clone());
         }
         catch (JsonException)
         {
-            throw new InvalidOperationException($"the child `emu {string.Join(' ', all)}` exited {code} without a result: {FirstLine(stderr)}");
+            throw new InvalidOperationException($"the child `emu {string.Join(' ', args)}` exited {code} without a result: {FirstLine(stderr)}");
         }
     }
 
-    public static (int Code, string Stdout, string Stderr) Run(IReadOnlyList<string> args)
+    public static (int Code, string Stdout, string Stderr) Run(IReadOnlyList<string> args) => Run(args, Timeout.InfiniteTimeSpan);
+
+    public static (int Code, string Stdout, string Stderr) Run(IReadOnlyList<string> args, TimeSpan timeout)
     {
         var psi = StartInfo();
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -364,9 +394,15 @@ internal static class ChildRun
         };
         if (!p.Start()) throw new InvalidOperationException("cannot start a child emu process");
         p.BeginErrorReadLine();
-        string stdout = p.StandardOutput.ReadToEnd();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            throw new InvalidOperationException($"the child `emu {string.Join(' ', args)}` did not finish within {timeout.TotalSeconds:0} s and was killed");
+        }
         p.WaitForExit();
-        lock (stderr) return (p.ExitCode, stdout, stderr.ToString());
+        lock (stderr) return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.ToString());
     }
 
     private static ProcessStartInfo StartInfo()

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Emu.Btrfs;
+using Emu.Cli.Diagnostics;
+using Emu.Cli.Progress;
 using Emu.Workloads;
 using Emu.Workloads.Stress;
 
@@ -23,26 +25,39 @@ internal static class StressCommand
                           "ordered extent while holding the blocks it mapped, and that extent's btrfs_finish_ordered_io can wait for one of them.",
             DefaultValueFactory = _ => 0,
         };
+        var readers = new Option<int?>("--readers") { Description = "O_DIRECT readers among the data tasks (with --writers: the data tasks are readers + writers)." };
+        var writers = new Option<int?>("--writers") { Description = "Buffered writers among the data tasks (with --readers: the data tasks are readers + writers)." };
+        var noConflicts = new Option<bool>("--no-conflicts") { Description = "Give each data task its own slice of every file: no O_DIRECT read meets a writer's pages or ordered extents." };
+        var noSync = new Option<bool>("--no-sync") { Description = "No task calling sync(2)." };
+        var noSnapshots = new Option<bool>("--no-snapshots") { Description = "No task creating snapshots." };
+        var bs = new Option<string?>("--bs") { Description = "Bytes per data operation, a multiple of 4k up to 128k (default: random, 4k to 32k)." };
         var runtime = new Option<string>("--runtime") { Description = "How long to run unless a deadlock or hang stops it first (seconds, or 500ms, 1m).", DefaultValueFactory = _ => "60" };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of every random choice (printed; default: a new one)." };
         var hung = new Option<string>("--hung-task-timeout") { Description = "khungtaskd's hung_task_timeout (seconds, or 500ms).", DefaultValueFactory = _ => "2" };
         var quiet = new Option<bool>("--quiet") { Description = "No progress lines and no kernel log; only the summary." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (no progress, no kernel log)." };
+        var dumpOnHang = new Option<string?>("--dump-on-hang") { Description = "When a deadlock or hung task stops the run, write a dump of this process (managed heap included) to this file, once; read it with emu diagnose --stacks." };
         var command = new Command("stress",
             "fdm-stress: buffered writes, O_DIRECT reads spanning several extents, O_DIRECT writes, sync and snapshots on a few small " +
             "files, on real threads with no scripting; stops at the first deadlock (exit 1) or after --runtime. Every read is checked " +
             "against a shadow model of what each block may legally hold; every file is checked again at the end, after sync.")
         {
-            mode, files, fileSize, tasks, dioWriters, runtime, seed, hung, quiet, json,
+            mode, files, fileSize, tasks, dioWriters, readers, writers, noConflicts, noSync, noSnapshots, bs, runtime, seed, hung, quiet, json,
         };
+        command.Options.Add(dumpOnHang);
         WorkloadOptions.AddBacking(command, out var engine, out var backing, out var force);
-        command.SetAction(p => Execute(p.GetValue(mode)!, p.GetValue(files), p.GetValue(fileSize)!, p.GetValue(tasks), p.GetValue(dioWriters), p.GetValue(runtime)!,
-            p.GetValue(seed), p.GetValue(hung)!, p.GetValue(quiet), p.GetValue(json), p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force)));
+        var trace = TraceFiles.AddOption(command);
+        command.SetAction(p => Execute(p.GetValue(mode)!, p.GetValue(files), p.GetValue(fileSize)!, p.GetValue(tasks), p.GetValue(dioWriters),
+            new Mix(p.GetValue(readers), p.GetValue(writers), !p.GetValue(noConflicts), !p.GetValue(noSync), !p.GetValue(noSnapshots), p.GetValue(bs)), p.GetValue(runtime)!,
+            p.GetValue(seed), p.GetValue(hung)!, p.GetValue(quiet), p.GetValue(json), p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force), p.GetValue(trace), p.GetValue(dumpOnHang)));
         return command;
     }
 
-    private static int Execute(string modeText, int files, string fileSizeText, int tasks, int dioWriters, string runtimeText, ulong? seed, string hungText,
-        bool quiet, bool json, string engine, string? backing, bool force)
+    // The task mix: --readers, --writers, --no-conflicts, --no-sync, --no-snapshots, --bs.
+    private sealed record Mix(int? Readers, int? Writers, bool Conflicts, bool Syncer, bool Snapshotter, string? BlockSize);
+
+    private static int Execute(string modeText, int files, string fileSizeText, int tasks, int dioWriters, Mix mix, string runtimeText, ulong? seed, string hungText,
+        bool quiet, bool json, string engine, string? backing, bool force, string? tracePath, string? dumpOnHangPath)
     {
         var mode = modeText switch
         {
@@ -55,6 +70,10 @@ internal static class StressCommand
         long hungMs = WorkloadOptions.ParseDuration(hungText, "--hung-task-timeout");
         if (hungMs < 10) throw new UsageException($"--hung-task-timeout {hungText} is too short; use at least 10ms");
         bool text = !json;
+        if (mix.Readers is < 0 || mix.Writers is < 0) throw new UsageException("--readers and --writers must not be negative");
+        if (mix.Readers is not null || mix.Writers is not null)
+            tasks = mix.Readers is { } r && mix.Writers is { } w ? r + w : Math.Max(tasks, mix.Readers ?? mix.Writers ?? 0);
+        int? readerTasks = mix.Readers ?? (mix.Writers is { } onlyWriters ? tasks - onlyWriters : null);
         var options = new StressOptions
         {
             Mode = mode,
@@ -62,30 +81,39 @@ internal static class StressCommand
             FileSize = fileSize,
             Tasks = tasks,
             DirectWriters = dioWriters,
+            Readers = readerTasks,
+            Conflicts = mix.Conflicts,
+            Syncer = mix.Syncer,
+            Snapshotter = mix.Snapshotter,
+            BlockSize = mix.BlockSize is null ? null : SizeParser.Parse(mix.BlockSize, "--bs"),
             Runtime = TimeSpan.FromMilliseconds(runtimeMs),
             Seed = seed ?? SeededSource.NewSeed(),
             HungTaskTimeoutMs = hungMs,
             Backing = WorkloadOptions.ParseBacking(engine, backing, force),
             Console = text && !quiet ? Console.Out : null,
-            Progress = text && !quiet ? Console.Out : null,
-            ProgressOnOneLine = !Console.IsOutputRedirected,
+            OnHang = DumpWriter.OnHang(dumpOnHangPath is null ? null : DumpWriter.CheckPath(dumpOnHangPath, force: false, "--dump-on-hang")),
         };
         if (options.Validate() is { } problem) throw new UsageException(problem);
+        string? traceFile = TraceFiles.Validate(tracePath);
         if (text)
         {
             Console.WriteLine($"emu stress: {ReproCommand.ModeName(mode)}, seed {options.Seed}, {files} files x {SizeParser.Format(fileSize)}, " +
-                              $"{tasks} data tasks{(dioWriters > 0 ? $" + {dioWriters} O_DIRECT writers" : "")} + syncer + snapshotter, runtime {runtimeMs / 1000.0:0.###}s (replay with --seed {options.Seed})");
+                              $"{tasks} data tasks{(dioWriters > 0 ? $" + {dioWriters} O_DIRECT writers" : "")}{(mix.Syncer ? " + syncer" : "")}{(mix.Snapshotter ? " + snapshotter" : "")}, runtime {runtimeMs / 1000.0:0.###}s (replay with --seed {options.Seed})");
             Console.Out.Flush();
         }
+        using var trace = TraceFiles.Start(traceFile, $"emu stress {ReproCommand.ModeName(mode)} seed {options.Seed}",
+            ("mode", ReproCommand.ModeName(mode)), ("seed", options.Seed.ToString(CultureInfo.InvariantCulture)));
         StressResult result;
         try
         {
-            result = StressWorkload.Run(options);
+            result = ProgressDisplay.For(quiet || json).Run("stress", runtimeMs / 1000.0, "s",
+                step => StressWorkload.Run(options with { Progress = (elapsed, line) => step.Report(elapsed.TotalSeconds, line) }));
         }
         catch (WorkloadUsageException e)
         {
             throw new UsageException(e.Message);
         }
+        trace?.Write();
 
         WorkloadOptions.WarnIfFellBack(options.Backing, result.Engine);
         if (json)
@@ -131,7 +159,8 @@ internal static class StressCommand
         foreach (var m in r.Mismatches.Take(20)) o.WriteLine("    MISMATCH " + m);
         if (r.IoErrors > 0) o.WriteLine($"  I/O ERRORS: {r.IoErrors} (first: {r.FirstIoError})");
         if (r.Failure is not null) o.WriteLine("  FAILED: " + r.Failure);
-        o.WriteLine($"  replay: emu stress --mode {ReproCommand.ModeName(r.Mode)} --seed {r.Seed} --files {r.Options.Files} --file-size {SizeParser.Format(r.Options.FileSize)} --tasks {r.Options.Tasks}{(r.Options.DirectWriters > 0 ? $" --dio-writers {r.Options.DirectWriters}" : "")}");
+        o.WriteLine($"  replay: emu stress --mode {ReproCommand.ModeName(r.Mode)} --seed {r.Seed} --files {r.Options.Files} --file-size {SizeParser.Format(r.Options.FileSize)} --tasks {r.Options.Tasks}{(r.Options.DirectWriters > 0 ? $" --dio-writers {r.Options.DirectWriters}" : "")}" +
+                    $"{(r.Options.Readers is { } rd ? $" --readers {rd} --writers {r.Options.Tasks - rd}" : "")}{(r.Options.Conflicts ? "" : " --no-conflicts")}{(r.Options.Syncer ? "" : " --no-sync")}{(r.Options.Snapshotter ? "" : " --no-snapshots")}{(r.Options.BlockSize is { } b ? $" --bs {SizeParser.Format(b)}" : "")}");
     }
 
     private static string OpName(StressOp op) => op switch

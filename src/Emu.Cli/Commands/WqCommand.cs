@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Emu.Cli.Bench;
+using Emu.Cli.Progress;
 using Emu.Kernel;
 using Emu.Kernel.Stats;
 
@@ -23,15 +24,16 @@ internal static class WqCommand
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds per mechanism (the mechanisms alternate); the median is reported.", DefaultValueFactory = _ => 5 };
         var maxActive = new Option<int?>("--max-active") { Description = "max_active of the workqueues; default: the number of CPUs (the thread pool's concurrency); 0: the kernel's default (256)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var quiet = new Option<bool>("--quiet") { Description = "No progress display; only the results." };
         var command = new Command("bench", "Queue-to-execute throughput and latency of empty work items: Emu's unbound and bound workqueues against the .NET thread pool.")
         {
-            items, rounds, maxActive, json,
+            items, rounds, maxActive, json, quiet,
         };
-        command.SetAction(p => Execute(p.GetValue(items), p.GetValue(rounds), p.GetValue(maxActive), p.GetValue(json)));
+        command.SetAction(p => Execute(p.GetValue(items), p.GetValue(rounds), p.GetValue(maxActive), p.GetValue(json), p.GetValue(quiet)));
         return command;
     }
 
-    private static int Execute(int items, int rounds, int? maxActive, bool json)
+    private static int Execute(int items, int rounds, int? maxActive, bool json, bool quiet)
     {
         if (items < 1 || items > 50_000_000)
             throw new UsageException($"--items {items} is out of range; use 1 to 50000000");
@@ -40,7 +42,7 @@ internal static class WqCommand
         if (maxActive is < 0 or > WqLimits.MaxActive)
             throw new UsageException($"--max-active {maxActive} is out of range; use 0 (the kernel's default) to {WqLimits.MaxActive}");
 
-        WqBenchResult result = WqBench.Run(items, rounds, maxActive);
+        WqBenchResult result = ProgressDisplay.For(json || quiet).RunTimed("wq bench", null, () => WqBench.Run(items, rounds, maxActive));
         if (json) WriteJson(result);
         else WriteText(result);
         return CommandRunner.ExitOk;

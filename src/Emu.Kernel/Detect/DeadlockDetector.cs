@@ -245,6 +245,8 @@ public sealed partial class DeadlockDetector : ISleepObserver, IDisposable
         }
 
         Klog.PrintkLines(report.Lines);
+        SchedMetrics.NoteDeadlock();
+        KernelTrace.DeadlockFound(report);
         RaiseDeadlockDetected(report);
         _firstDetected.Set();
         return true;

@@ -78,6 +78,7 @@ public sealed class HungTaskDetector : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(hungTaskTimeoutMs);
         _timeoutMs = hungTaskTimeoutMs;
         _warnings = DefaultHungTaskWarnings;
+        SchedMetrics.Publish();
     }
 
     /// <summary>
@@ -304,7 +305,9 @@ public sealed class HungTaskDetector : IDisposable
             _reports.Add(report);
         }
 
+        KernelTrace.HungTaskReported(report);
         Interlocked.Increment(ref _reportsEmitted);
+        SchedMetrics.NoteHungTask();
         Raise(TaskHung, task, report.Text);
         if (_panic)
         {

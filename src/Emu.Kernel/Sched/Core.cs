@@ -5,9 +5,9 @@
 // with a full fence), checks its condition, and calls Schedule(); Schedule() returns at once if a waker has
 // already set TASK_RUNNING, else parks the thread until one does. try_to_wake_up() moves a task whose state
 // matches the wake mask to TASK_RUNNING and unparks it. Schedule() is also the seam for everything that must
-// know a task went to sleep: the switch count and sleep start (hung-task detection), the workqueue's
-// concurrency management (wq_worker_sleeping / running), the sleep observer (wait-for graph), and the
-// scheduling-point hook a controlled scheduler can take over.
+// know a task went to sleep: its plugged I/O (sched_submit_work), the switch count and sleep start (hung-task
+// detection), the workqueue's concurrency management (wq_worker_sleeping / running), the sleep observer
+// (wait-for graph), the tracepoints, and the scheduling-point hook a controlled scheduler can take over.
 // Differs: there are no run queues or CPUs to pick; the OS schedules the runnable threads. A task in atomic
 // context that calls Schedule() gets the kernel's "BUG: scheduling while atomic" report (printed once per task,
 // counted every time) and Schedule() returns with the task running instead of sleeping. Timeouts are in ms.
@@ -199,11 +199,13 @@ public static class Sched
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryToWakeUp(EmuTask task, TaskState stateMask)
     {
+        long wakeNs = KernelTrace.WakeupClock();
         if (!task.TryWake((int)stateMask))
         {
             return false;
         }
 
+        KernelTrace.SchedWakeup(task, wakeNs);
         Point(SchedPoint.Wake);
         return true;
     }
@@ -228,13 +230,27 @@ public static class Sched
     private static long ScheduleCore(EmuTask task, long timeoutMs)
     {
         Point(SchedPoint.Schedule);
-        if (task.State == TaskState.Running)
+        TaskState prevState = task.State;
+        if (prevState == TaskState.Running)
         {
             // A wake-up arrived between set_current_state and here: no switch, as in __schedule().
             return timeoutMs;
         }
 
         using KFrame frame = task.Enter("schedule");
+
+        // sched_submit_work(): a task going to sleep must not hold back its plugged I/O, which may be what it is
+        // about to wait for. Issuing it may complete it at once and wake the task: then, as in __schedule(), it
+        // does not sleep.
+        if (task.Plug is { NeedsFlush: true } plug)
+        {
+            plug.ScheduleFlush();
+            if (task.State == TaskState.Running)
+            {
+                return timeoutMs;
+            }
+        }
+
         if (task.InAtomic)
         {
             ScheduleBug(task);
@@ -247,9 +263,11 @@ public static class Sched
         task.AccountSleep();
         ISleepObserver? observer = SleepObserver;
         observer?.SleepStarted(task);
+        KernelTrace.SchedSwitchOut(task, prevState);
 
         long remaining = task.Park(timeoutMs);
 
+        KernelTrace.SchedSwitchIn(task);
         observer?.SleepEnded(task);
         hooks?.WqWorkerRunning(task);
         return remaining;

@@ -56,6 +56,14 @@ public sealed partial class EmuTask
         }
     }
 
+    // The frame i levels below the innermost one, or null past the outermost: a racy read like TopFrame's, for
+    // tracers that must not allocate the Frames snapshot.
+    internal string? FrameFromTop(int i)
+    {
+        int depth = Math.Min(Volatile.Read(ref _depth), MaxFrames);
+        return i < depth ? _frames[depth - 1 - i] : null;
+    }
+
     internal void PopTo(int depth) => Volatile.Write(ref _depth, depth);
 }
 

@@ -88,6 +88,12 @@ public sealed partial class EmuTask
     /// <summary>The workqueue's concurrency-management hooks, called by schedule() when <see cref="TaskFlags.WqWorker"/> is set.</summary>
     public IWorkqueueWorkerHooks? WorkerHooks { get; set; }
 
+    /// <summary>
+    /// task_struct->plug: the block layer's plug while the task holds one; schedule() flushes it. Set by the task
+    /// itself.
+    /// </summary>
+    public ITaskPlug? Plug { get; set; }
+
     /// <summary>Opaque per-task data for the subsystem that owns the task (e.g. its struct worker; kthread_data()).</summary>
     public object? KthreadData { get; set; }
 

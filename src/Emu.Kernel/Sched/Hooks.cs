@@ -1,6 +1,6 @@
-// The two seams schedule() calls out through: workqueue concurrency management (kernel/workqueue.c
-// wq_worker_sleeping / wq_worker_waking_up) and the sleep observer used by the hung-task detector and the
-// wait-for graph.
+// The seams schedule() calls out through: workqueue concurrency management (kernel/workqueue.c
+// wq_worker_sleeping / wq_worker_waking_up), the block layer's plug (sched_submit_work ->
+// blk_schedule_flush_plug), and the sleep observer used by the hung-task detector and the wait-for graph.
 namespace Emu.Kernel;
 
 /// <summary>
@@ -40,4 +40,20 @@ public interface ISleepObserver
 
     /// <summary>The task was woken (or timed out) and runs again.</summary>
     void SleepEnded(EmuTask task);
+}
+
+/// <summary>
+/// Implemented by the block layer's struct blk_plug and installed as <see cref="EmuTask.Plug"/> between
+/// blk_start_plug and blk_finish_plug: schedule() issues what it holds before the task sleeps.
+/// </summary>
+public interface ITaskPlug
+{
+    /// <summary>blk_needs_flush_plug(): the plug holds requests.</summary>
+    bool NeedsFlush { get; }
+
+    /// <summary>
+    /// blk_schedule_flush_plug(): issues them. Called by the task itself in schedule(), with its sleeping state
+    /// already set, so it must not sleep.
+    /// </summary>
+    void ScheduleFlush();
 }

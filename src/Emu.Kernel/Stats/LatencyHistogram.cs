@@ -67,6 +67,13 @@ public sealed class LatencyHistogram
         return _max;
     }
 
+    /// <summary>The non-empty buckets in ascending order, each as its upper edge and count: for exporting a histogram, not for hot paths.</summary>
+    public IEnumerable<(long UpperNs, long Count)> Buckets()
+    {
+        for (int i = 0; i < _counts.Length; i++)
+            if (_counts[i] != 0) yield return (Math.Min(UpperEdge(i), _max), _counts[i]);
+    }
+
     private static int IndexOf(long ns)
     {
         if (ns < SubBuckets) return (int)ns;

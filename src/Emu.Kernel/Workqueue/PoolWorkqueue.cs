@@ -29,6 +29,7 @@ internal sealed class PoolWorkqueue
     internal int MaxActive;                              // L
     internal bool OnMaydayList;                          // MD: queued on wq->maydays
     internal bool Linked;                                // WQ: on wq->pwqs
+    internal PwqStats Stats;                             // L: pwq->stats (v6.3+), read by WqMetrics
 
     private static readonly WorkFunc s_pwqUnboundReleaseWorkfn = PwqUnboundReleaseWorkfn;
 

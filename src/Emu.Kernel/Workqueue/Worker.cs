@@ -323,6 +323,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         }
 
         pool.BusyAddLocked(this);
+        pwq.Stats.Started++;
         WorkFunc func = work.Func;
         string funcName = work.FuncName;
         CurrentWork = work;
@@ -369,6 +370,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         Volatile.Write(ref CurrentFuncName, null);
         Volatile.Write(ref CurrentPwq, null);
         Volatile.Write(ref Desc, null);
+        pwq.Stats.Completed++;
         pwq.PwqDecNrInFlightLocked(workColor);
     }
 
@@ -381,6 +383,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
         HeldLocks.AcquiredByCurrent(task, wq.LockdepMap, wq.LockdepMap.Class, read: true, at: "process_one_work");
         HeldLocks.AcquiredByCurrent(task, workMap, workMap.Class, read: false, at: "process_one_work");
         Sched.Point(SchedPoint.ProcessWork);
+        KernelTrace.WorkqueueExecuteStart(wq, CurrentFuncName);
         try
         {
             func(work);
@@ -390,6 +393,7 @@ internal sealed class Worker : IWorkqueueWorkerHooks
             Klog.Bug($"BUG: workqueue function {CurrentFuncName} threw {e.GetType().Name}: {e.Message}", task);
         }
 
+        KernelTrace.WorkqueueExecuteEnd();
         HeldLocks.ReleasedByCurrent(task, workMap);
         HeldLocks.ReleasedByCurrent(task, wq.LockdepMap);
 

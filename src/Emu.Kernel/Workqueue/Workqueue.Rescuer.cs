@@ -29,6 +29,7 @@ public sealed partial class Workqueue
         // Pin the pwq until the rescuer is done with it.
         pwq.GetPwqLocked();
         pwq.OnMaydayList = true;
+        pwq.Stats.Mayday++;
         wq.Maydays.Add(pwq);
         Sched.WakeUpProcess(rescuer.Task);
     }

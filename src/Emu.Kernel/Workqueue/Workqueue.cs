@@ -556,6 +556,7 @@ public sealed partial class Workqueue
             }
 
             pwq.NrInFlight[pwq.WorkColor]++;
+            pwq.Stats.Queued++;
             long workFlags = WorkStruct.ColorToFlags(pwq.WorkColor);
             WorkStruct worklist;
             if (pwq.NrActive < pwq.MaxActive)

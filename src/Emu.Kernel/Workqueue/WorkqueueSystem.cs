@@ -106,6 +106,7 @@ public sealed class WorkqueueSystem : IDisposable
         SystemLongWq = AllocWorkqueue("events_long", WqFlags.None, 0);
         SystemUnboundWq = AllocWorkqueue("events_unbound", WqFlags.Unbound, WqLimits.UnboundMaxActive(Layout.NrCpus));
         SystemFreezableWq = AllocWorkqueue("events_freezable", WqFlags.Freezable, 0);
+        WqMetrics.Register(this);
     }
 
     /// <summary>The CPUs and nodes the pools are laid over.</summary>
@@ -365,6 +366,7 @@ public sealed class WorkqueueSystem : IDisposable
         }
 
         _shutDown = true;
+        WqMetrics.Unregister(this);
         long deadline = Environment.TickCount64 + Config.ShutdownTimeoutMs;
         Timers.Stop(Config.ShutdownTimeoutMs);
 

@@ -59,6 +59,12 @@ public sealed record ReproOptions
 
     /// <summary>The longest one scripted step may take before the run is declared failed.</summary>
     public int StepTimeoutMs { get; init; } = 10_000;
+
+    /// <summary>
+    /// Called once with "deadlock" when the cycle is reported and khungtaskd has reported the seed's tasks, while
+    /// they still sleep where they stuck: e.g. to dump the process.
+    /// </summary>
+    public Action<string>? OnHang { get; init; }
 }
 
 /// <summary>Runs the repro scenario once.</summary>
@@ -262,6 +268,7 @@ public sealed class ReproScenario
 
         // khungtaskd reports each task once it has slept for the timeout; allow two timeouts and a scan.
         allHung.Wait((int)(2 * _options.HungTaskTimeoutMs + 1000));
+        _options.OnHang?.Invoke("deadlock");
         var hung = new List<ReproHungTask>();
         var seen = new HashSet<EmuTask>();
         long lastReport = 0;

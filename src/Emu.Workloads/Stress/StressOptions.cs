@@ -13,6 +13,9 @@ public sealed record StressOptions
     /// <summary>Most snapshots one run creates (each pins the extents it saw, and snapshots are never deleted).</summary>
     public const int MaxSnapshots = 100;
 
+    /// <summary>The largest <see cref="BlockSize"/>: the backing store grows with it (see <see cref="RequiredBackingBytes"/>).</summary>
+    public const long MaxBlockSize = 128 * 1024;
+
     /// <summary>Snapshots taken back to back at the start, before the rest are spread over the runtime.</summary>
     public const int EarlySnapshots = 40;
 
@@ -40,6 +43,28 @@ public sealed record StressOptions
     /// </summary>
     public int DirectWriters { get; init; }
 
+    /// <summary>
+    /// How many of the data tasks read with O_DIRECT (the rest write through the page cache), or null for
+    /// writers and readers alternately.
+    /// </summary>
+    public int? Readers { get; init; }
+
+    /// <summary>
+    /// Whether tasks may touch the same blocks. Without conflicts each data task owns a disjoint slice of
+    /// every file, so no O_DIRECT read ever meets a writer's dirty pages or ordered extents: the mix without
+    /// the deadlock's ingredients, to compare the two kernels' cost where neither can deadlock.
+    /// </summary>
+    public bool Conflicts { get; init; } = true;
+
+    /// <summary>Bytes per data operation (a multiple of 4 KiB, fio's bs), or null for a random size per operation.</summary>
+    public long? BlockSize { get; init; }
+
+    /// <summary>Whether a task calls sync(2) over and over beside the data tasks.</summary>
+    public bool Syncer { get; init; } = true;
+
+    /// <summary>Whether a task creates snapshots beside the data tasks.</summary>
+    public bool Snapshotter { get; init; } = true;
+
     /// <summary>How long to run unless a deadlock or hang stops it first.</summary>
     public TimeSpan Runtime { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -55,14 +80,23 @@ public sealed record StressOptions
     /// <summary>Where the kernel log is echoed, or null.</summary>
     public TextWriter? Console { get; init; }
 
-    /// <summary>Where progress lines go once per second, or null for none.</summary>
-    public TextWriter? Progress { get; init; }
+    /// <summary>Called once per second with the elapsed time and a line of counts, or null for no progress.</summary>
+    public Action<TimeSpan, string>? Progress { get; init; }
 
-    /// <summary>Whether progress lines rewrite one terminal line ("\r") instead of printing one line each.</summary>
-    public bool ProgressOnOneLine { get; init; }
+    /// <summary>
+    /// Called once, on the thread running the workload, when the run stops at a confirmed deadlock ("deadlock") or
+    /// a hung-task report ("hung task"), while the blocked tasks still sleep where they stuck: e.g. to dump the process.
+    /// </summary>
+    public Action<string>? OnHang { get; init; }
 
     /// <summary>Blocks per file.</summary>
     public int BlocksPerFile => (int)(FileSize / Payload.BlockSize);
+
+    /// <summary>Most blocks one data operation touches with this <see cref="BlockSize"/>.</summary>
+    public int MaxOpBlocks => Math.Max(MaxBlocksPerOp, (int)((BlockSize ?? 0) / Payload.BlockSize));
+
+    /// <summary>Blocks of each file a data task may touch: the whole file, or without conflicts its own slice.</summary>
+    public int BlocksPerTask => Conflicts ? BlocksPerFile : BlocksPerFile / (Tasks + DirectWriters);
 
     /// <summary>
     /// The backing store the run needs: the reserved superblock area, every file rewritten copy-on-write a few
@@ -75,7 +109,7 @@ public sealed record StressOptions
         get
         {
             long data = Files * FileSize;
-            long bytes = (1L << 20) + data * MaxBlocksPerOp * (MaxSnapshots + 8) + (16L << 20);
+            long bytes = (1L << 20) + data * MaxOpBlocks * (MaxSnapshots + 8) + (16L << 20);
             return (bytes + (1L << 20) - 1) & ~((1L << 20) - 1);
         }
     }
@@ -106,6 +140,24 @@ public sealed record StressOptions
         if (Runtime <= TimeSpan.Zero)
         {
             return "--runtime must be positive";
+        }
+
+        if (Readers is { } readers && (readers < 0 || readers > Tasks))
+        {
+            return $"--readers {readers} is out of range; use 0 to the {Tasks} data tasks";
+        }
+
+        if (BlockSize is { } bs && (bs < Payload.BlockSize || bs % Payload.BlockSize != 0 || bs > MaxBlockSize))
+        {
+            return $"--bs {bs} must be a multiple of 4 KiB between 4 KiB and {MaxBlockSize >> 10} KiB";
+        }
+
+        int opBlocks = BlockSize is { } size ? (int)(size / Payload.BlockSize) : 2;
+        if (BlocksPerTask < opBlocks)
+        {
+            return Conflicts
+                ? $"--file-size {FileSize} is smaller than one operation ({opBlocks} blocks); use a larger --file-size or a smaller --bs"
+                : $"--no-conflicts gives each of the {Tasks + DirectWriters} tasks {BlocksPerTask} blocks of each file, fewer than one operation's {opBlocks}; use a larger --file-size or fewer tasks";
         }
 
         return null;

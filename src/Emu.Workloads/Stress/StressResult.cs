@@ -1,6 +1,8 @@
 // What `emu stress` measured.
+using System.Numerics;
 using System.Text.Json;
 using Emu.Btrfs;
+using Emu.Kernel.Stats;
 
 namespace Emu.Workloads.Stress;
 
@@ -25,11 +27,116 @@ public enum StressOp
 
 /// <summary>Throughput and latency of one operation type.</summary>
 /// <param name="Op">The operation.</param>
-/// <param name="Count">Operations completed.</param>
-/// <param name="OpsPerSec">Completed per second of run time.</param>
+/// <param name="Count">Operations completed (in a deadlocked run: up to the deadlock's detection).</param>
+/// <param name="OpsPerSec">Completed per second of run time (in a deadlocked run: of the time up to the deadlock).</param>
 /// <param name="P50Us">Median latency, in microseconds.</param>
 /// <param name="P99Us">99th percentile latency, in microseconds.</param>
-public sealed record StressOpStats(StressOp Op, long Count, double OpsPerSec, double P50Us, double P99Us);
+/// <param name="P999Us">99.9th percentile latency, in microseconds.</param>
+/// <param name="Latency">The latency histogram, compacted (for CDFs, and to merge runs).</param>
+public sealed record StressOpStats(StressOp Op, long Count, double OpsPerSec, double P50Us, double P99Us, double P999Us, LatencyBuckets Latency);
+
+/// <summary>
+/// A latency histogram as exported: the upper edge (ns) and count of each non-empty bucket, ascending. The
+/// log-linear buckets of <see cref="LatencyHistogram"/> are coarsened to 8 per power of two (every value
+/// within 12.5% of its edge), which keeps a run's JSON small; histograms of several runs merge exactly.
+/// </summary>
+/// <param name="UpperNs">Each bucket's upper edge, in ns, ascending.</param>
+/// <param name="Counts">Each bucket's count.</param>
+public sealed record LatencyBuckets(IReadOnlyList<long> UpperNs, IReadOnlyList<long> Counts)
+{
+    private const int SignificantBits = 4;
+
+    /// <summary>Operations counted.</summary>
+    public long Total => Counts.Sum();
+
+    /// <summary>Compacts a histogram.</summary>
+    public static LatencyBuckets Of(LatencyHistogram histogram)
+    {
+        ArgumentNullException.ThrowIfNull(histogram);
+        var merged = new SortedDictionary<long, long>();
+        foreach ((long upper, long count) in histogram.Buckets())
+        {
+            long edge = CoarseEdge(upper);
+            merged[edge] = merged.GetValueOrDefault(edge) + count;
+        }
+
+        return new LatencyBuckets(merged.Keys.ToArray(), merged.Values.ToArray());
+    }
+
+    /// <summary>The sum of several histograms.</summary>
+    public static LatencyBuckets Merge(IEnumerable<LatencyBuckets> histograms)
+    {
+        ArgumentNullException.ThrowIfNull(histograms);
+        var merged = new SortedDictionary<long, long>();
+        foreach (LatencyBuckets h in histograms)
+        {
+            for (int i = 0; i < h.UpperNs.Count; i++)
+            {
+                merged[h.UpperNs[i]] = merged.GetValueOrDefault(h.UpperNs[i]) + h.Counts[i];
+            }
+        }
+
+        return new LatencyBuckets(merged.Keys.ToArray(), merged.Values.ToArray());
+    }
+
+    /// <summary>The upper edge of the bucket holding percentile p (0..100), in ns; 0 when empty.</summary>
+    public long PercentileNs(double p)
+    {
+        long total = Total;
+        if (total == 0)
+        {
+            return 0;
+        }
+
+        long rank = Math.Max(1, (long)Math.Ceiling(p / 100.0 * total));
+        long seen = 0;
+        for (int i = 0; i < Counts.Count; i++)
+        {
+            seen += Counts[i];
+            if (seen >= rank)
+            {
+                return UpperNs[i];
+            }
+        }
+
+        return UpperNs[^1];
+    }
+
+    /// <summary>Reads the form <see cref="WriteJson"/> writes.</summary>
+    public static LatencyBuckets FromJson(JsonElement e) =>
+        new(e.GetProperty("upperNs").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
+            e.GetProperty("counts").EnumerateArray().Select(v => v.GetInt64()).ToArray());
+
+    /// <summary>Writes { upperNs: [...], counts: [...] }.</summary>
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.WriteStartObject();
+        w.WriteStartArray("upperNs");
+        foreach (long v in UpperNs)
+        {
+            w.WriteNumberValue(v);
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("counts");
+        foreach (long v in Counts)
+        {
+            w.WriteNumberValue(v);
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    // The upper edge of the range of values sharing v's top SignificantBits bits; the finer buckets of
+    // LatencyHistogram nest inside these ranges.
+    private static long CoarseEdge(long v)
+    {
+        int shift = Math.Max(0, 64 - BitOperations.LeadingZeroCount((ulong)v) - SignificantBits);
+        return ((v >> shift) << shift) + (1L << shift) - 1;
+    }
+}
 
 /// <summary>The outcome of a stress run.</summary>
 public sealed record StressResult
@@ -119,6 +226,25 @@ public sealed record StressResult
         w.WriteNumber("fileSize", Options.FileSize);
         w.WriteNumber("tasks", Options.Tasks);
         w.WriteNumber("dioWriters", Options.DirectWriters);
+        if (Options.Readers is { } readers)
+        {
+            w.WriteNumber("readers", readers);
+        }
+        else
+        {
+            w.WriteNull("readers");
+        }
+
+        w.WriteBoolean("conflicts", Options.Conflicts);
+        if (Options.BlockSize is { } bs)
+        {
+            w.WriteNumber("bs", bs);
+        }
+        else
+        {
+            w.WriteNull("bs");
+        }
+
         w.WriteNumber("runtimeMs", RuntimeMs);
         w.WriteStartObject("ops");
         foreach (StressOpStats s in Stats)
@@ -128,6 +254,9 @@ public sealed record StressResult
             w.WriteNumber("opsPerSec", Math.Round(s.OpsPerSec, 1));
             w.WriteNumber("p50Us", Math.Round(s.P50Us, 1));
             w.WriteNumber("p99Us", Math.Round(s.P99Us, 1));
+            w.WriteNumber("p999Us", Math.Round(s.P999Us, 1));
+            w.WritePropertyName("latency");
+            s.Latency.WriteJson(w);
             w.WriteEndObject();
         }
 

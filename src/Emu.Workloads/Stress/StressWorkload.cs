@@ -6,7 +6,9 @@
 // the blocks it mapped locked while it maps the next; a buffered writer holds pages while it waits for a
 // range. Unpatched, the run stops at the first deadlock the wait-for graph reports (or a hang khungtaskd
 // reports); patched, it runs for the whole runtime. Every read is checked against the shadow model, and every
-// file once more after the run (after sync).
+// file once more after the run (after sync). For `emu compare` the mix can be shaped: how many data tasks
+// read (StressOptions.Readers), a fixed size per operation (BlockSize), and a layout without conflicts where
+// each task owns a slice of every file, so that neither kernel can deadlock and only their cost differs.
 using System.Diagnostics;
 using Emu.Btrfs;
 using Emu.Kernel;
@@ -131,6 +133,7 @@ public sealed class StressWorkload
             deadlock = ConfirmedDeadlock();
             if (deadlock is not null || HungCount(hung) > 0)
             {
+                _options.OnHang?.Invoke(deadlock is not null ? "deadlock" : "hung task");
                 break;
             }
 
@@ -170,11 +173,6 @@ public sealed class StressWorkload
             }
         }
 
-        if (_options.Progress is not null && _options.ProgressOnOneLine)
-        {
-            _options.Progress.WriteLine();
-        }
-
         _machine.Khungtaskd.TaskHung -= OnHung;
         _machine.WaitForGraph.DeadlockDetected -= OnDeadlock;
         StressResult result = BuildResult(store, runtimeMs, startMs, deadlock, hung, failure, finalDone);
@@ -201,9 +199,17 @@ public sealed class StressWorkload
             switches[i] = tasks[i].Nvcsw;
         }
 
+        // The operations done up to the deadlock: a deadlocked run's throughput is measured up to here, not
+        // over the confirmation period in which its tasks pile up behind the cycle.
+        var counts = new long[s_opCount];
+        for (int op = 0; op < s_opCount; op++)
+        {
+            counts[op] = Count((StressOp)op);
+        }
+
         lock (_candidates)
         {
-            _candidates.Add(new Candidate(report, WithStacks(report), switches));
+            _candidates.Add(new Candidate(report, WithStacks(report), switches, counts));
         }
 
         _detected.Set();
@@ -292,7 +298,7 @@ public sealed class StressWorkload
         int index = 0;
         for (int i = 0; i < _options.Tasks; i++)
         {
-            AddWorker(s_dataRoles[i % s_dataRoles.Length], index++);
+            AddWorker(_options.Readers is { } readers ? (i < readers ? StressOp.DirectRead : StressOp.BufferedWrite) : s_dataRoles[i % s_dataRoles.Length], index++);
         }
 
         for (int i = 0; i < _options.DirectWriters; i++)
@@ -300,8 +306,16 @@ public sealed class StressWorkload
             AddWorker(StressOp.DirectWrite, index++);
         }
 
-        AddWorker(StressOp.Sync, index++);
-        AddWorker(StressOp.Snapshot, index);
+        if (_options.Syncer)
+        {
+            AddWorker(StressOp.Sync, index);
+        }
+
+        if (_options.Snapshotter)
+        {
+            AddWorker(StressOp.Snapshot, index + 1);
+        }
+
         foreach (Worker w in _workers)
         {
             w.Task.Start();
@@ -310,7 +324,7 @@ public sealed class StressWorkload
 
     private void AddWorker(StressOp role, int index)
     {
-        var worker = new Worker(role, _source.ForTask(index));
+        var worker = new Worker(role, _source.ForTask(index), index);
         worker.Task = new EmuTask("fdm-stress", () => WorkerLoop(worker));
         _workers.Add(worker);
     }
@@ -325,7 +339,7 @@ public sealed class StressWorkload
             direct[f] = Fs.Open(_inodes[f], OpenFlags.Direct);
         }
 
-        byte[] buf = new byte[StressOptions.MaxBlocksPerOp * Payload.BlockSize];
+        byte[] buf = new byte[_options.MaxOpBlocks * Payload.BlockSize];
         var local = new List<Mismatch>();
         long snapshotIntervalMs = Math.Max(20, (long)_options.Runtime.TotalMilliseconds / (StressOptions.MaxSnapshots - StressOptions.EarlySnapshots));
         while (!_stop)
@@ -391,8 +405,7 @@ public sealed class StressWorkload
     private void Write(Worker w, VfsFile[] files, byte[] buf, int minBlocks, int maxBlocks)
     {
         int f = w.Rng.Next(files.Length);
-        int blocks = Math.Min(w.Rng.Between(minBlocks, maxBlocks), _options.BlocksPerFile);
-        int first = w.Rng.Next(_options.BlocksPerFile - blocks + 1);
+        (int first, int blocks) = PickBlocks(w, minBlocks, maxBlocks);
         long offset = (long)first * Payload.BlockSize;
         Span<byte> data = buf.AsSpan(0, blocks * Payload.BlockSize);
         WriteTicket t = _model.BeginWrite(f, first, blocks);
@@ -403,6 +416,17 @@ public sealed class StressWorkload
         {
             NoteIoError($"{(files[f].Flags == OpenFlags.Direct ? "O_DIRECT" : "buffered")} write of [{offset}, {offset + data.Length}) of file {f} returned {n}");
         }
+    }
+
+    // The blocks of one data operation: --bs blocks, or a random count, anywhere in the file or, without
+    // conflicts, inside the task's own slice.
+    private (int First, int Blocks) PickBlocks(Worker w, int minBlocks, int maxBlocks)
+    {
+        int span = _options.BlocksPerTask;
+        int lo = _options.Conflicts ? 0 : w.Slice * span;
+        int blocks = _options.BlockSize is { } bs ? (int)(bs / Payload.BlockSize) : w.Rng.Between(minBlocks, maxBlocks);
+        blocks = Math.Min(blocks, span);
+        return (lo + w.Rng.Next(span - blocks + 1), blocks);
     }
 
     private void NoteIoError(string what)
@@ -416,8 +440,7 @@ public sealed class StressWorkload
     private void Read(Worker w, VfsFile[] files, byte[] buf, List<Mismatch> mismatches)
     {
         int f = w.Rng.Next(files.Length);
-        int blocks = Math.Min(w.Rng.Between(2, StressOptions.MaxBlocksPerOp), _options.BlocksPerFile);
-        int first = w.Rng.Next(_options.BlocksPerFile - blocks + 1);
+        (int first, int blocks) = PickBlocks(w, 2, StressOptions.MaxBlocksPerOp);
         long offset = (long)first * Payload.BlockSize;
         Span<byte> data = buf.AsSpan(0, blocks * Payload.BlockSize);
         data.Clear();
@@ -484,25 +507,15 @@ public sealed class StressWorkload
 
     private void Progress(TimeSpan elapsed)
     {
-        TextWriter? o = _options.Progress;
-        if (o is null)
+        if (_options.Progress is not { } progress)
         {
             return;
         }
 
-        string line = $"[{elapsed.TotalSeconds,5:F0}s] bwrite {Count(StressOp.BufferedWrite)}  dread {Count(StressOp.DirectRead)}  " +
+        string line = $"bwrite {Count(StressOp.BufferedWrite)}  dread {Count(StressOp.DirectRead)}  " +
                       $"dwrite {Count(StressOp.DirectWrite)}  sync {Count(StressOp.Sync)}  snap {Count(StressOp.Snapshot)}  " +
                       $"mismatches {Interlocked.Read(ref _mismatchCount)}";
-        if (_options.ProgressOnOneLine)
-        {
-            o.Write("\r" + line);
-        }
-        else
-        {
-            o.WriteLine(line);
-        }
-
-        o.Flush();
+        progress(elapsed, line);
     }
 
     private long Count(StressOp op) => Interlocked.Read(ref _opCounts[(int)op]);
@@ -510,7 +523,8 @@ public sealed class StressWorkload
     private StressResult BuildResult(BackingStore store, long runtimeMs, long startMs, DeadlockReport? deadlock, List<string> hung, string? failure, bool finalDone)
     {
         var stats = new List<StressOpStats>();
-        double seconds = Math.Max(0.001, runtimeMs / 1000.0);
+        long[]? countsAtDeadlock = ConfirmedCounts();
+        double seconds = Math.Max(0.001, (deadlock is not null && countsAtDeadlock is not null ? deadlock.DetectedAtMs - startMs : runtimeMs) / 1000.0);
         for (int op = 0; op < s_opCount; op++)
         {
             var merged = new LatencyHistogram();
@@ -520,8 +534,9 @@ public sealed class StressWorkload
                 merged.Add(w.Latency[op]);
             }
 
-            stats.Add(new StressOpStats((StressOp)op, Count((StressOp)op), Count((StressOp)op) / seconds,
-                merged.PercentileNs(50) / 1000.0, merged.PercentileNs(99) / 1000.0));
+            long count = countsAtDeadlock?[op] ?? Count((StressOp)op);
+            stats.Add(new StressOpStats((StressOp)op, count, count / seconds,
+                merged.PercentileNs(50) / 1000.0, merged.PercentileNs(99) / 1000.0, merged.PercentileNs(99.9) / 1000.0, LatencyBuckets.Of(merged)));
         }
 
         Mismatch[] mismatches;
@@ -601,13 +616,22 @@ public sealed class StressWorkload
         }
     }
 
-    private sealed record Candidate(DeadlockReport Report, string[] Lines, long[] Switches);
+    private long[]? ConfirmedCounts()
+    {
+        lock (_candidates)
+        {
+            return _confirmed?.Counts;
+        }
+    }
+
+    private sealed record Candidate(DeadlockReport Report, string[] Lines, long[] Switches, long[] Counts);
 
     // One user task of the mix.
-    private sealed class Worker(StressOp role, Rng rng)
+    private sealed class Worker(StressOp role, Rng rng, int slice)
     {
         public readonly StressOp Role = role;
         public readonly Rng Rng = rng;
+        public readonly int Slice = slice;
         public readonly LatencyHistogram[] Latency = NewHistograms();
         public EmuTask Task = null!;
 
