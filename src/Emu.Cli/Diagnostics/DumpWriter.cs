@@ -1,7 +1,7 @@
 // Process dumps through the runtime's diagnostics port (DiagnosticsClient.WriteDump, what dotnet-dump collect
 // does): the target's runtime runs createdump on itself, so the path is resolved here and handed over whole.
 // Used by `emu diagnose PID --dump PATH`, and by `emu stress|repro --dump-on-hang PATH` on their own process.
-using System.Runtime.InteropServices;
+using Emu.Interop;
 using Microsoft.Diagnostics.NETCore.Client;
 
 namespace Emu.Cli.Diagnostics;
@@ -9,8 +9,6 @@ namespace Emu.Cli.Diagnostics;
 /// <summary>Writes a dump of a live .NET process.</summary>
 internal static class DumpWriter
 {
-    private const int StdoutFd = 1;
-    private const int StderrFd = 2;
     /// <summary>
     /// Checks <paramref name="path"/> before anything is written: an existing file is refused without
     /// <paramref name="force"/>, and its folder must exist. Returns the full path.
@@ -59,24 +57,8 @@ internal static class DumpWriter
     public static long WriteSelf(string fullPath)
     {
         Console.Out.Flush();
-        int saved = Dup(StdoutFd);
-        bool redirected = saved >= 0 && Dup2(StderrFd, StdoutFd) >= 0;
-        try
-        {
-            return Write(Environment.ProcessId, fullPath, full: false);
-        }
-        finally
-        {
-            if (redirected)
-            {
-                Dup2(saved, StdoutFd);
-            }
-
-            if (saved >= 0)
-            {
-                Close(saved);
-            }
-        }
+        using StdoutRedirect redirect = StdStreams.RedirectStdoutToStderr();
+        return Write(Environment.ProcessId, fullPath, full: false);
     }
 
     /// <summary>
@@ -98,13 +80,4 @@ internal static class DumpWriter
 
     /// <summary>"dump written: PATH (N MiB)".</summary>
     public static string Written(string fullPath, long bytes) => $"dump written: {fullPath} ({bytes / (1024.0 * 1024.0):0} MiB)";
-
-    [DllImport("libc", EntryPoint = "dup")]
-    private static extern int Dup(int fd);
-
-    [DllImport("libc", EntryPoint = "dup2")]
-    private static extern int Dup2(int oldFd, int newFd);
-
-    [DllImport("libc", EntryPoint = "close")]
-    private static extern int Close(int fd);
 }
