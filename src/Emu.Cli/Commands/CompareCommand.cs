@@ -51,7 +51,7 @@ internal static class CompareCommand
         };
         WorkloadOptions.AddBacking(command, out var engine, out var backing, out var force);
         var trace = TraceFiles.AddOption(command);
-        trace.Description += " Each run is a child process; their timelines are merged into FILE, one group of tracks per run (about 3 MB per second of stress).";
+        trace.Description += " Each run is a child process; their timelines are merged into FILE, one group of tracks per run (3-8 MB per second of stress).";
         force.Description = "Write into a non-empty --out (replacing the results and plots of an earlier compare), and format --backing even if it holds data Emu did not write or is mounted.";
         command.SetAction(p => Execute(new Request(p.GetValue(workloads), p.GetValue(job) ?? [], p.GetValue(repeat), p.GetValue(runtime)!, p.GetValue(seed),
             p.GetValue(output), p.GetValue(json), p.GetValue(quiet), p.GetValue(engine)!, p.GetValue(backing), p.GetValue(force), p.GetValue(trace))));
