@@ -3,6 +3,7 @@
 // is observable: it reads the disk statistics when a listener collects, so the I/O path pays nothing for it.
 // Each measurement is tagged with the disk name and, where it applies, the operation.
 using System.Diagnostics.Metrics;
+using Emu.Kernel.Stats;
 
 namespace Emu.Block;
 
@@ -12,8 +13,7 @@ public static class BlkMetrics
     /// <summary>The meter's name, for listeners.</summary>
     public const string MeterName = "Emu.Block";
 
-    private static readonly Lock s_lock = new();
-    private static readonly List<GenDisk> s_disks = []; // L: s_lock
+    private static readonly LiveSet<GenDisk> s_disks = new();
     private static readonly Meter s_meter = new(MeterName);
 
     static BlkMetrics()
@@ -32,33 +32,13 @@ public static class BlkMetrics
             unit: "ms", description: "Time the disk had requests in flight.");
     }
 
-    internal static void Register(GenDisk disk)
-    {
-        lock (s_lock)
-        {
-            s_disks.Add(disk);
-        }
-    }
+    internal static void Register(GenDisk disk) => s_disks.Add(disk);
 
-    internal static void Unregister(GenDisk disk)
-    {
-        lock (s_lock)
-        {
-            s_disks.Remove(disk);
-        }
-    }
-
-    private static GenDisk[] Disks()
-    {
-        lock (s_lock)
-        {
-            return [.. s_disks];
-        }
-    }
+    internal static void Unregister(GenDisk disk) => s_disks.Remove(disk);
 
     private static IEnumerable<Measurement<long>> PerDisk(Func<GenDisk, long> read)
     {
-        foreach (GenDisk disk in Disks())
+        foreach (GenDisk disk in s_disks.Snapshot())
         {
             yield return new Measurement<long>(read(disk), new KeyValuePair<string, object?>("disk", disk.DiskName));
         }
@@ -66,7 +46,7 @@ public static class BlkMetrics
 
     private static IEnumerable<Measurement<long>> PerOp(Func<DiskStat, (long Read, long Write, long Flush)> read)
     {
-        foreach (GenDisk disk in Disks())
+        foreach (GenDisk disk in s_disks.Snapshot())
         {
             (long r, long w, long f) = read(disk.ReadStat());
             var name = new KeyValuePair<string, object?>("disk", disk.DiskName);

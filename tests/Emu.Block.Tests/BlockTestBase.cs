@@ -5,8 +5,6 @@ namespace Emu.Block.Tests;
 
 public abstract class BlockTestBase
 {
-    protected const int HandshakeTimeoutMs = 10_000;
-
     // bi_end_io of WaitBio: completes the Completion in bi_private (cached: no closure per I/O).
     private static readonly Action<Bio> s_completeEndIo = static bio => ((Completion)bio.BiPrivate!).Complete();
 
@@ -98,26 +96,4 @@ public abstract class BlockTestBase
         return error;
     }
 
-    /// <summary>Spins until <paramref name="condition"/> holds; fails the test if it never does.</summary>
-    protected static void WaitUntil(Func<bool> condition, string what)
-    {
-        long deadline = Environment.TickCount64 + HandshakeTimeoutMs;
-        var spin = new SpinWait();
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            spin.SpinOnce();
-        }
-    }
-
-    /// <summary>Joins a task from the host thread and rethrows its failure.</summary>
-    protected static void JoinOk(EmuTask task)
-    {
-        Assert.That(task.Join(HandshakeTimeoutMs), Is.True, $"{task} did not exit");
-        Assert.That(task.Exception, Is.Null, $"{task} failed: {task.Exception}");
-    }
 }

@@ -11,7 +11,6 @@ namespace Emu.Btrfs.Tests;
 [TestFixture]
 public sealed class AsyncThreadTests
 {
-    private const int HandshakeTimeoutMs = 10_000;
     private const WqFlags BtrfsFlags = WqFlags.MemReclaim | WqFlags.Freezable | WqFlags.Unbound;
 
     private WorkqueueSystem _sys = null!;
@@ -256,21 +255,6 @@ public sealed class AsyncThreadTests
     private EmuTask WorkerRunning(Workqueue wq) =>
         _sys.Pools().SelectMany(p => p.WorkerTasks())
             .Single(t => t.WorkerHooks?.WorkerInfo(t)?.StartsWith(wq.Name + " ", StringComparison.Ordinal) == true);
-
-    private static void WaitUntil(Func<bool> condition, string what)
-    {
-        long deadline = Environment.TickCount64 + HandshakeTimeoutMs;
-        var spin = new SpinWait();
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            spin.SpinOnce();
-        }
-    }
 
     private sealed class TestWork : BtrfsWork
     {

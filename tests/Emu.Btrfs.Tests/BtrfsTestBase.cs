@@ -9,8 +9,6 @@ namespace Emu.Btrfs.Tests;
 
 public abstract class BtrfsTestBase
 {
-    protected const int HandshakeTimeoutMs = 10_000;
-
     private readonly List<EmuTask> _tasks = new();
     private readonly List<PauseGate> _gates = new();
     private IKernelLog? _savedSink;
@@ -94,29 +92,6 @@ public abstract class BtrfsTestBase
         EmuTask task = EmuTask.Run(comm, body);
         _tasks.Add(task);
         return task;
-    }
-
-    /// <summary>Spins until <paramref name="condition"/> holds; fails the test if it never does.</summary>
-    protected static void WaitUntil(Func<bool> condition, string what)
-    {
-        long deadline = Environment.TickCount64 + HandshakeTimeoutMs;
-        var spin = new SpinWait();
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            spin.SpinOnce();
-        }
-    }
-
-    /// <summary>Joins a task and rethrows its failure.</summary>
-    protected static void JoinOk(EmuTask task)
-    {
-        Assert.That(task.Join(HandshakeTimeoutMs), Is.True, $"{task} did not exit");
-        Assert.That(task.Exception, Is.Null, $"{task} failed: {task.Exception}");
     }
 
     /// <summary>A deterministic pattern: byte i of the buffer is (seed + i * 7) mod 251.</summary>

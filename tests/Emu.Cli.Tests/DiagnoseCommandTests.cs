@@ -179,21 +179,13 @@ public sealed class DiagnoseCommandTests
         return frames;
     }
 
-    // emu as a child process, as ChildRun starts it: emu.dll beside the test assembly under the dotnet host.
+    // emu as a child process, started as ChildRun starts its runs.
     private static Process StartEmu(params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "emu.dll");
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var psi = new ProcessStartInfo(dotnet) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add("exec");
-        string runtimeConfig = Path.Combine(AppContext.BaseDirectory, "emu.runtimeconfig.json");
-        if (File.Exists(runtimeConfig))
-        {
-            psi.ArgumentList.Add("--runtimeconfig");
-            psi.ArgumentList.Add(runtimeConfig);
-        }
-
-        psi.ArgumentList.Add(dll);
+        ProcessStartInfo psi = Emu.Cli.Commands.ChildRun.StartInfo();
+        psi.UseShellExecute = false;
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
         foreach (string a in args)
         {
             psi.ArgumentList.Add(a);

@@ -136,8 +136,7 @@ internal static class BlkCommand
 
     private static void WriteJson(BlkBenchOptions o, BlkBenchResult r)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        Console.WriteLine(JsonText.Of(w =>
         {
             w.WriteStartObject();
             w.WriteNumber("iops", Math.Round(r.Iops, 1));
@@ -162,7 +161,6 @@ internal static class BlkCommand
             w.WriteString("ioengine", r.Engine);
             w.WriteNumber("direct", o.Direct ? 1 : 0);
             w.WriteEndObject();
-        }
-        Console.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        }));
     }
 }

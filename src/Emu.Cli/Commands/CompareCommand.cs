@@ -6,7 +6,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
-using System.Text;
 using System.Text.Json;
 using Emu.Btrfs;
 using Emu.Cli.Progress;
@@ -224,10 +223,7 @@ internal static class CompareCommand
 
     private static string Write(CompareResults report, int repeat, string outDir)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-            report.WriteJson(w);
-        string json = Encoding.UTF8.GetString(stream.ToArray());
+        string json = JsonText.Of(report.WriteJson);
         Directory.CreateDirectory(outDir);
         // Plots of an earlier compare into the same folder (--force) would pass for this one's.
         foreach (string stale in Directory.EnumerateFiles(outDir, "latency-*.svg"))

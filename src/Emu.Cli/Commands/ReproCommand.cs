@@ -136,10 +136,7 @@ internal static class ReproCommand
         WorkloadOptions.WarnIfFellBack(backing, result.Engine);
         if (json)
         {
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-                result.WriteJson(w);
-            Console.WriteLine(Encoding.UTF8.GetString(stream.ToArray()));
+            Console.WriteLine(JsonText.Of(result.WriteJson));
         }
         else
         {
@@ -259,8 +256,7 @@ internal static class ReproCommand
 
     private static void WriteRunsJson(BtrfsMode[] modes, int repeat, List<(BtrfsMode Mode, JsonElement Result)> runs, bool ok)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        Console.WriteLine(JsonText.Of(w =>
         {
             w.WriteStartObject();
             w.WriteStartArray("modes");
@@ -282,8 +278,7 @@ internal static class ReproCommand
                 w.WriteEndObject();
             }
             w.WriteEndObject();
-        }
-        Console.WriteLine(Encoding.UTF8.GetString(stream.ToArray()));
+        }));
     }
 
     private static string Name(ReproTask t) => $"{t.Comm}:{t.Pid}";
@@ -343,89 +338,4 @@ internal static class WorkloadOptions
             throw new UsageException($"{option} '{text}' is not a duration; use seconds such as 1, 1s, 500ms or 1m");
         return (long)Math.Round(v * scale);
     }
-}
-
-/// <summary>Runs `emu` in a child process (the binary running now, or emu.dll beside this assembly).</summary>
-internal static class ChildRun
-{
-    public static JsonElement Repro(BtrfsMode mode, IEnumerable<string> args)
-    {
-        var all = new List<string> { "repro", "--mode", ReproCommand.ModeName(mode) };
-        all.AddRange(args);
-        return Json(all, Timeout.InfiniteTimeSpan).Result;
-    }
-
-    /// <summary>
-    /// Runs `emu ARGS` (which must print one JSON object) and returns the object. A child that exits 2 was
-    /// refused its input: its one line becomes a <see cref="UsageException"/>. A child still running after
-    /// timeout is killed and reported. Returns the child's exit status with the object.
-    /// </summary>
-    public static (int Code, JsonElement Result) Json(IReadOnlyList<string> args, TimeSpan timeout)
-    {
-        var (code, stdout, stderr) = Run(args, timeout);
-        if (code == CommandRunner.ExitUsage)
-            throw new UsageException(FirstLine(stderr).StartsWith("emu: ", StringComparison.Ordinal) ? FirstLine(stderr)[5..] : FirstLine(stderr));
-        try
-        {
-            using var doc = JsonDocument.Parse(stdout);
-            return (code, doc.RootElement.Clone());
-        }
-        catch (JsonException)
-        {
-            throw new InvalidOperationException($"the child `emu {string.Join(' ', args)}` exited {code} without a result: {FirstLine(stderr)}");
-        }
-    }
-
-    public static (int Code, string Stdout, string Stderr) Run(IReadOnlyList<string> args) => Run(args, Timeout.InfiniteTimeSpan);
-
-    public static (int Code, string Stdout, string Stderr) Run(IReadOnlyList<string> args, TimeSpan timeout)
-    {
-        var psi = StartInfo();
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
-        psi.UseShellExecute = false;
-        var stderr = new StringBuilder();
-        using var p = new Process { StartInfo = psi };
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (stderr) stderr.AppendLine(e.Data);
-        };
-        if (!p.Start()) throw new InvalidOperationException("cannot start a child emu process");
-        p.BeginErrorReadLine();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-            throw new InvalidOperationException($"the child `emu {string.Join(' ', args)}` did not finish within {timeout.TotalSeconds:0} s and was killed");
-        }
-        p.WaitForExit();
-        lock (stderr) return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.ToString());
-    }
-
-    private static ProcessStartInfo StartInfo()
-    {
-        string? self = Environment.ProcessPath;
-        if (self is not null && Path.GetFileName(self) == "emu")
-            return new ProcessStartInfo(self);
-        string dll = Path.Combine(AppContext.BaseDirectory, "emu.dll");
-        if (!File.Exists(dll))
-            throw new InvalidOperationException($"cannot find emu to run child processes (looked for {dll})");
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host
-            : self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
-        var psi = new ProcessStartInfo(dotnet);
-        psi.ArgumentList.Add("exec");
-        string runtimeConfig = Path.Combine(AppContext.BaseDirectory, "emu.runtimeconfig.json");
-        if (File.Exists(runtimeConfig))
-        {
-            psi.ArgumentList.Add("--runtimeconfig");
-            psi.ArgumentList.Add(runtimeConfig);
-        }
-        psi.ArgumentList.Add(dll);
-        return psi;
-    }
-
-    private static string FirstLine(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "(no output)";
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Emu.Btrfs;
 using Emu.Cli.Diagnostics;
@@ -118,10 +117,7 @@ internal static class StressCommand
         WorkloadOptions.WarnIfFellBack(options.Backing, result.Engine);
         if (json)
         {
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-                result.WriteJson(w);
-            Console.WriteLine(Encoding.UTF8.GetString(stream.ToArray()));
+            Console.WriteLine(JsonText.Of(result.WriteJson));
         }
         else
         {

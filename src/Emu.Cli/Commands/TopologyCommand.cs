@@ -67,8 +67,7 @@ internal static class TopologyCommand
 
     private static void WriteJson(Topology t, PinningPlan plan, TextWriter o)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        o.WriteLine(JsonText.Of(w =>
         {
             w.WriteStartObject();
             w.WriteString("modelName", t.ModelName);
@@ -108,8 +107,7 @@ internal static class TopologyCommand
             WriteInts(w, "boundCpus", plan.BoundCpus);
             w.WriteEndObject();
             w.WriteEndObject();
-        }
-        o.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        }));
     }
 
     private static void WriteDomains(Utf8JsonWriter w, string name, IReadOnlyList<PinningPlan.Placement> placements)

@@ -65,8 +65,7 @@ internal static class WqCommand
 
     private static void WriteJson(WqBenchResult r)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        Console.WriteLine(JsonText.Of(w =>
         {
             w.WriteStartObject();
             w.WriteNumber("emuOpsPerSec", Math.Round(r.EmuUnbound.MedianOpsPerSec));
@@ -104,9 +103,7 @@ internal static class WqCommand
 
             w.WriteEndObject();
             w.WriteEndObject();
-        }
-
-        Console.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        }));
     }
 
     private static string JsonName(WqBenchMechanism m) => m.Name switch

@@ -11,6 +11,7 @@
 // Differs: v6.3 has no queued count (only started/completed); Emu adds one, and the backlog built on it.
 // Flush barriers are started and completed like any item, as in the kernel, but never counted as queued.
 using System.Diagnostics.Metrics;
+using Emu.Kernel.Stats;
 
 namespace Emu.Kernel;
 
@@ -29,8 +30,7 @@ public static class WqMetrics
     /// <summary>The meter's name, for listeners.</summary>
     public const string MeterName = "Emu.Workqueue";
 
-    private static readonly Lock s_lock = new();
-    private static readonly List<WorkqueueSystem> s_systems = []; // L: s_lock
+    private static readonly LiveSet<WorkqueueSystem> s_systems = new();
     private static readonly Meter s_meter = new(MeterName);
 
     static WqMetrics()
@@ -51,35 +51,15 @@ public static class WqMetrics
             unit: "{worker}", description: "nr_running: per-CPU workers running a work item and not asleep (unbound workers are never counted).");
     }
 
-    internal static void Register(WorkqueueSystem system)
-    {
-        lock (s_lock)
-        {
-            s_systems.Add(system);
-        }
-    }
+    internal static void Register(WorkqueueSystem system) => s_systems.Add(system);
 
-    internal static void Unregister(WorkqueueSystem system)
-    {
-        lock (s_lock)
-        {
-            s_systems.Remove(system);
-        }
-    }
-
-    private static WorkqueueSystem[] Systems()
-    {
-        lock (s_lock)
-        {
-            return [.. s_systems];
-        }
-    }
+    internal static void Unregister(WorkqueueSystem system) => s_systems.Remove(system);
 
     // Sums read(pwq, nr_in_flight) over the pwqs of each workqueue, every pwq read under its pool.Lock.
     private static IEnumerable<Measurement<long>> PerWorkqueue(Func<PoolWorkqueue, long, long> read)
     {
         var sums = new Dictionary<string, long>();
-        foreach (WorkqueueSystem system in Systems())
+        foreach (WorkqueueSystem system in s_systems.Snapshot())
         {
             foreach (Workqueue wq in system.Workqueues())
             {
@@ -112,7 +92,7 @@ public static class WqMetrics
     private static IEnumerable<Measurement<long>> PerPoolKind(Func<WorkerPool, int, long> read)
     {
         var sums = new Dictionary<string, long>();
-        foreach (WorkqueueSystem system in Systems())
+        foreach (WorkqueueSystem system in s_systems.Snapshot())
         {
             foreach (WorkerPool pool in system.Pools())
             {
