@@ -94,6 +94,20 @@ public sealed class KernelLogTests
     }
 
     [Test]
+    public void PrintkLines_EchoesTheWholeReportInOneWrite()
+    {
+        // A live progress display on the console redraws itself after every write it is given: a hung-task
+        // report must cost one redraw, not one per line.
+        var console = new WriteCountingWriter();
+        var log = new KernelLog(console);
+
+        log.PrintkLines(["INFO: task fdm-stress:106 blocked for more than 2 seconds.", "Call Trace:\n schedule", " io_schedule"]);
+
+        Assert.That(console.Writes, Is.EqualTo(1));
+        Assert.That(console.ToString().TrimEnd('\n').Split('\n'), Is.EqualTo(log.FormattedLines));
+    }
+
+    [Test]
     public void PrintkLines_FromConcurrentThreads_KeepsEachBlockContiguous()
     {
         var log = new KernelLog();
@@ -170,5 +184,25 @@ public sealed class KernelLogTests
         public List<string> Lines { get; } = new();
 
         public void Printk(string line) => Lines.Add(line);
+    }
+
+    // Counts the calls that reach the console: one per WriteLine or Write of a string.
+    private sealed class WriteCountingWriter : StringWriter
+    {
+        public WriteCountingWriter() => NewLine = "\n";
+
+        public int Writes { get; private set; }
+
+        public override void Write(string? value)
+        {
+            Writes++;
+            base.Write(value);
+        }
+
+        public override void WriteLine(string? value)
+        {
+            Writes++;
+            base.Write(value + NewLine);
+        }
     }
 }

@@ -73,6 +73,7 @@ internal static class StressCommand
         if (mix.Readers is not null || mix.Writers is not null)
             tasks = mix.Readers is { } r && mix.Writers is { } w ? r + w : Math.Max(tasks, mix.Readers ?? mix.Writers ?? 0);
         int? readerTasks = mix.Readers ?? (mix.Writers is { } onlyWriters ? tasks - onlyWriters : null);
+        ProgressDisplay display = ProgressDisplay.For(quiet || json);
         var options = new StressOptions
         {
             Mode = mode,
@@ -89,7 +90,7 @@ internal static class StressCommand
             Seed = seed ?? SeededSource.NewSeed(),
             HungTaskTimeoutMs = hungMs,
             Backing = WorkloadOptions.ParseBacking(engine, backing, force),
-            Console = text && !quiet ? Console.Out : null,
+            Console = text && !quiet ? display.Output : null,
             OnHang = DumpWriter.OnHang(dumpOnHangPath is null ? null : DumpWriter.CheckPath(dumpOnHangPath, force: false, "--dump-on-hang")),
         };
         if (options.Validate() is { } problem) throw new UsageException(problem);
@@ -105,7 +106,7 @@ internal static class StressCommand
         StressResult result;
         try
         {
-            result = ProgressDisplay.For(quiet || json).Run("stress", runtimeMs / 1000.0, "s",
+            result = display.Run("stress", runtimeMs / 1000.0, "s",
                 step => StressWorkload.Run(options with { Progress = (elapsed, line) => step.Report(elapsed.TotalSeconds, line) }));
         }
         catch (WorkloadUsageException e)

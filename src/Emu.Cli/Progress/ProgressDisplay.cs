@@ -25,6 +25,12 @@ internal abstract class ProgressDisplay
     /// </summary>
     public abstract T Run<T>(string title, double total, string unit, Func<IProgressStep, T> body);
 
+    /// <summary>
+    /// Where a command prints lines while the display may be running (the kernel console): on a terminal they
+    /// appear above a live display instead of being drawn over by it.
+    /// </summary>
+    public virtual TextWriter Output => Console.Out;
+
     /// <summary>Runs body while showing its progress toward total.</summary>
     public void Run(string title, double total, string unit, Action<IProgressStep> body) =>
         Run(title, total, unit, step =>

@@ -11,6 +11,7 @@
 // Differs: no log levels, facilities or continuation lines; the capacity counts characters of text plus a fixed
 // header per record (the size of struct printk_log), not bytes of an encoded buffer.
 using System.Diagnostics;
+using System.Text;
 
 namespace Emu.Kernel;
 
@@ -169,7 +170,15 @@ public sealed class KernelLog : IKernelLog
         ArgumentNullException.ThrowIfNull(line);
         lock (_lock)
         {
-            StoreLinesLocked(line);
+            if (!line.Contains('\n'))
+            {
+                LogStoreLocked(line, echo: null);
+                return;
+            }
+
+            StringBuilder? echo = _mirror is null ? null : new StringBuilder();
+            StoreLinesLocked(line, echo);
+            EchoLocked(echo);
         }
     }
 
@@ -179,10 +188,13 @@ public sealed class KernelLog : IKernelLog
         ArgumentNullException.ThrowIfNull(lines);
         lock (_lock)
         {
+            StringBuilder? echo = _mirror is null ? null : new StringBuilder();
             for (int i = 0; i < lines.Count; i++)
             {
-                StoreLinesLocked(lines[i]);
+                StoreLinesLocked(lines[i], echo);
             }
+
+            EchoLocked(echo);
         }
     }
 
@@ -249,7 +261,18 @@ public sealed class KernelLog : IKernelLog
     /// <summary>All lines held, without timestamps, joined with '\n'.</summary>
     public override string ToString() => string.Join('\n', Lines);
 
-    private void StoreLinesLocked(string text)
+    // A report of many lines reaches the console in one write: one system call, and one redraw of a live
+    // progress display rather than one per line.
+    private void EchoLocked(StringBuilder? echo)
+    {
+        if (echo is { Length: > 0 })
+        {
+            _mirror?.Write(echo.ToString());
+        }
+    }
+
+    // Stores each line of text; their console echo goes to echo if given, else straight to the mirror.
+    private void StoreLinesLocked(string text, StringBuilder? echo)
     {
         int start = 0;
         while (true)
@@ -257,18 +280,18 @@ public sealed class KernelLog : IKernelLog
             int nl = text.IndexOf('\n', start);
             if (nl < 0)
             {
-                LogStoreLocked(start == 0 ? text : text[start..]);
+                LogStoreLocked(start == 0 ? text : text[start..], echo);
                 return;
             }
 
-            LogStoreLocked(text[start..nl]);
+            LogStoreLocked(text[start..nl], echo);
             start = nl + 1;
         }
     }
 
     // log_store(): truncate a line that could never fit (truncate_msg), drop the oldest records to make room,
-    // append, echo to the console.
-    private void LogStoreLocked(string text)
+    // append, echo to the console (or to echo, for the caller to write with the lines around it).
+    private void LogStoreLocked(string text, StringBuilder? echo)
     {
         if (text.Length + RecordOverheadChars > _capacityChars)
         {
@@ -287,6 +310,13 @@ public sealed class KernelLog : IKernelLog
 
         _records.Enqueue(record);
         _usedChars += size;
-        _mirror?.WriteLine(record.Format());
+        if (echo is not null)
+        {
+            echo.Append(record.Format()).Append('\n');
+        }
+        else
+        {
+            _mirror?.WriteLine(record.Format());
+        }
     }
 }
