@@ -271,8 +271,10 @@ Task("BenchWq")
         var e = System.Text.Json.JsonDocument.Parse(Capture($"{cliDir}/emu", "wq bench --json")).RootElement;
         unbound.Add(e.GetProperty("ratio").GetDouble());
         bound.Add(e.GetProperty("boundRatio").GetDouble());
+        var alone = e.GetProperty("emuUnboundAloneNsPerItem");
         Information($"run {r + 1}: unbound {e.GetProperty("emuUnboundOpsPerSec").GetDouble():F0}/s, bound {e.GetProperty("emuBoundOpsPerSec").GetDouble():F0}/s, " +
-                    $"thread pool {e.GetProperty("threadPoolOpsPerSec").GetDouble():F0}/s: ratios {unbound[^1]:F3} / {bound[^1]:F3}");
+                    $"thread pool {e.GetProperty("threadPoolOpsPerSec").GetDouble():F0}/s: ratios {unbound[^1]:F3} / {bound[^1]:F3}; " +
+                    $"unbound alone: queue_work {alone.GetProperty("queueWork").GetDouble():F1} ns/item, workers {alone.GetProperty("workers").GetDouble():F1} ns/item");
     }
     Information($"median of {runs} runs: unbound workqueue {Median(unbound):F3}x the thread pool, bound {Median(bound):F3}x " +
                 $"(unbound runs: {string.Join(", ", unbound.Select(v => v.ToString("F3", CultureInfo.InvariantCulture)))})");

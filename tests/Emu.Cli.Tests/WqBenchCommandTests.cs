@@ -27,6 +27,9 @@ public sealed class WqBenchCommandTests
         Assert.That(emu, Is.GreaterThan(0));
         Assert.That(pool, Is.GreaterThan(0));
         Assert.That(doc.RootElement.GetProperty("ratio").GetDouble(), Is.EqualTo(emu / pool).Within(0.0005 + 0.01 * emu / pool), "ratio is emu / ThreadPool, rounded in the JSON");
+        var alone = doc.RootElement.GetProperty("emuUnboundAloneNsPerItem");
+        Assert.That(alone.GetProperty("queueWork").GetDouble(), Is.GreaterThan(0));
+        Assert.That(alone.GetProperty("workers").GetDouble(), Is.GreaterThan(0));
     }
 
     [Test]

@@ -20,7 +20,25 @@ internal sealed record WqBenchMechanism(string Name, double[] RoundOpsPerSec, La
     }
 }
 
-internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound);
+/// <summary>
+/// Per-item cost of each side of Emu's unbound workqueue measured alone, in nanoseconds per round: queue_work into a
+/// frozen workqueue, then its workers draining what was queued.
+/// </summary>
+internal sealed record WqBenchAlone(double[] QueueWorkNs, double[] WorkersNs)
+{
+    public double MedianQueueWorkNs => Median(QueueWorkNs);
+
+    public double MedianWorkersNs => Median(WorkersNs);
+
+    private static double Median(double[] values)
+    {
+        double[] sorted = values.Order().ToArray();
+        int mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}
+
+internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound, WqBenchAlone EmuUnboundAlone);
 
 /// <summary>
 /// `emu wq bench`: empty work items through Emu's unbound and bound workqueues against .NET's thread pool
@@ -33,6 +51,9 @@ internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBen
 /// The workqueues get max_active = the number of CPUs by default, the thread pool's own concurrency: an unbound
 /// workqueue wakes an idle worker for every item it has room for (no concurrency management), so with the
 /// kernel's default of 256 a flood of empty items keeps a dozen kworkers fighting over two CPUs.
+/// Last, the two sides of the unbound workqueue are timed alone (WqBenchAlone): what queue_work and the workers
+/// cost by themselves, against what an item costs when they run at once and take the same pool->lock for every
+/// item (as the kernel's do), which moves that lock's and the pool's cache lines between CPUs.
 /// </summary>
 internal static class WqBench
 {
@@ -51,6 +72,7 @@ internal static class WqBench
         int active = maxActive ?? system.Layout.NrCpus;
         Workqueue unbound = system.AllocWorkqueue("wq_bench_unbound", WqFlags.Unbound, active);
         Workqueue bound = system.AllocWorkqueue("wq_bench_bound", WqFlags.None, active);
+        var alone = new WorkqueueMechanism("emu-unbound-alone", system.AllocWorkqueue("wq_bench_alone", WqFlags.Unbound | WqFlags.Freezable, active), items);
 
         var mechanisms = new Mechanism[]
         {
@@ -76,8 +98,16 @@ internal static class WqBench
             }
         }
 
+        var queueWorkNs = new double[rounds];
+        var workersNs = new double[rounds];
+        alone.RunAlone(system);
+        for (int r = 0; r < rounds; r++)
+        {
+            (queueWorkNs[r], workersNs[r]) = alone.RunAlone(system);
+        }
+
         WqBenchMechanism Result(int i) => new(mechanisms[i].Name, perRound[i], mechanisms[i].Round.Latency);
-        return new WqBenchResult(items, rounds, unbound.MaxActive, Result(0), Result(1), Result(2));
+        return new WqBenchResult(items, rounds, unbound.MaxActive, Result(0), Result(1), Result(2), new WqBenchAlone(queueWorkNs, workersNs));
     }
 
     // Untimed passes over every mechanism until one pass and the quiet period after it compiled nothing: the
@@ -257,6 +287,23 @@ internal static class WqBench
         }
 
         protected override int ItemCount => _items.Length;
+
+        // One side, then the other: every item is queued while the workqueue is frozen (max_active 0, so they
+        // wait on its pwq's delayed list and no worker runs), then the workqueue is thawed and the workers drain
+        // it. Each item does what it does in a round (clock read, latency record), so the per-item costs compare.
+        // Returns nanoseconds per item of queueing and of draining.
+        public (double QueueWorkNs, double WorkersNs) RunAlone(WorkqueueSystem system)
+        {
+            system.FreezeWorkqueuesBegin();
+            Round.Reset(ItemCount, record: true);
+            long start = Stopwatch.GetTimestamp();
+            QueueAll();
+            long queued = Stopwatch.GetTimestamp();
+            system.ThawWorkqueues();
+            Round.Done.WaitForCompletion();
+            Round.Collect();
+            return ((queued - start) * s_nsPerTick / ItemCount, (Round.EndTicks - queued) * s_nsPerTick / ItemCount);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void QueueAll()

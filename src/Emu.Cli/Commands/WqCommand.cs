@@ -61,6 +61,9 @@ internal static class WqCommand
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  emu-unbound / threadpool = {Ratio(r.EmuUnbound, r.ThreadPool):F2}x   emu-bound / threadpool = {Ratio(r.EmuBound, r.ThreadPool):F2}x"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  emu-unbound, each side alone: queue_work {r.EmuUnboundAlone.MedianQueueWorkNs:F1} ns/item, workers {r.EmuUnboundAlone.MedianWorkersNs:F1} ns/item " +
+            $"(both at once, meeting on pool->lock: {1e9 / r.EmuUnbound.MedianOpsPerSec:F1} ns/item)"));
     }
 
     private static void WriteJson(WqBenchResult r)
@@ -77,6 +80,10 @@ internal static class WqCommand
             w.WriteNumber("items", r.Items);
             w.WriteNumber("maxActive", r.MaxActive);
             w.WriteNumber("rounds", r.Rounds);
+            w.WriteStartObject("emuUnboundAloneNsPerItem");
+            w.WriteNumber("queueWork", Math.Round(r.EmuUnboundAlone.MedianQueueWorkNs, 1));
+            w.WriteNumber("workers", Math.Round(r.EmuUnboundAlone.MedianWorkersNs, 1));
+            w.WriteEndObject();
             w.WriteStartObject("latencyUs");
             foreach (WqBenchMechanism m in new[] { r.ThreadPool, r.EmuUnbound, r.EmuBound })
             {
