@@ -23,6 +23,17 @@ public sealed class StressCommandTests
     }
 
     [Test]
+    public void DeadlockSummary_CreditsAde770294df2_OnlyWhereItIsTheFix()
+    {
+        // v4.6 (patched) has the fix, so a deadlock there is another one; with O_DIRECT writers v4.6 can deadlock
+        // too, so an unpatched deadlock is then not surely the one ade770294df2 fixed.
+        Assert.That(Commands.StressCommand.FixNote(Emu.Btrfs.BtrfsMode.Unpatched, 0), Does.StartWith("the fix that would have avoided it: ade770294df2"));
+        Assert.That(Commands.StressCommand.FixNote(Emu.Btrfs.BtrfsMode.Unpatched, 2), Does.Not.Contain("would have avoided"));
+        Assert.That(Commands.StressCommand.FixNote(Emu.Btrfs.BtrfsMode.Patched, 2), Does.StartWith("not the deadlock ade770294df2 fixed"));
+        Assert.That(Commands.StressCommand.FixNote(Emu.Btrfs.BtrfsMode.Patched, 0), Does.StartWith("not the deadlock ade770294df2 fixed"));
+    }
+
+    [Test]
     public void FileSizeNotAMultipleOf4k_IsAUsageError()
     {
         var r = CliHarness.Run("stress", "--file-size", "5000", "--engine", "mem");

@@ -129,6 +129,19 @@ internal static class StressCommand
         return result.Failure is null ? CommandRunner.ExitOk : CommandRunner.ExitInternal;
     }
 
+    // What the fix of ade770294df2 has to do with the deadlock found. v4.6 (patched) has it, so a patched deadlock
+    // is another one; with O_DIRECT writers v4.6 still deadlocks (README, `--dio-writers`), so an unpatched
+    // deadlock is then not surely the one it fixed.
+    internal static string FixNote(BtrfsMode mode, int directWriters) => (mode, directWriters > 0) switch
+    {
+        (BtrfsMode.Unpatched, false) => "the fix that would have avoided it: ade770294df2 (Linux 4.6), `--mode patched`.",
+        (BtrfsMode.Unpatched, true) => "ade770294df2 (Linux 4.6, `--mode patched`) fixed O_DIRECT reads against buffered writes; with O_DIRECT " +
+                                        "writers too, v4.6 can still deadlock (README: `--dio-writers`).",
+        (_, true) => "not the deadlock ade770294df2 fixed (v4.6 has that fix): with O_DIRECT writers, v4.6 has others, which Emu " +
+                     "reproduces too (README: `--dio-writers`).",
+        _ => "not the deadlock ade770294df2 fixed: v4.6 (patched) has that fix.",
+    };
+
     private static void WriteSummary(TextWriter o, StressResult r, bool quiet)
     {
         o.WriteLine();
@@ -140,7 +153,7 @@ internal static class StressCommand
         {
             o.WriteLine($"  DEADLOCK after {r.TimeToFirstDeadlockMs} ms (time to first deadlock):");
             foreach (var line in r.DeadlockReport) o.WriteLine("    " + line);
-            o.WriteLine("  the fix that would have avoided it: ade770294df2 (Linux 4.6), `--mode patched`.");
+            o.WriteLine("  " + FixNote(r.Mode, r.Options.DirectWriters));
         }
         else
         {
