@@ -787,6 +787,7 @@ public static class ExtentIo
 
             long sector = (em.BlockStart + (cur - em.Start)) >> Blk.SectorShift;
             Filemap.PageLockHandOffToIo(page);
+            inode.IoTree.ExtentLockHandOffToIo(cur, cur + iosize - 1);
             SubmitExtentPage(inode, ReqOp.Read, page, sector, (int)iosize, ref bio, s_endBioExtentReadpage);
             nr++;
             cur += iosize;

@@ -13,8 +13,9 @@
 // merge unless they carry LOCKED/WRITEBACK/BOUNDARY.
 // Emu additions: each LOCKED state records the task that set it and is registered in that task's held locks
 // (class EXTENT_LOCKED, printed as "extent range [0, 4095] of inode 257"); the record moves with splits and is
-// dropped by whichever task clears LOCKED (often an end_io worker). Sleepers record the state they wait on,
-// so page locks and extent ranges both appear in the wait-for graph.
+// dropped by whichever task clears LOCKED (often an end_io worker), or handed to read I/O when the bio that
+// will unlock it is sent (ExtentLockHandOffToIo). Sleepers record the state they wait on, so page locks and
+// extent ranges both appear in the wait-for graph.
 // Differs: the tree is a sorted array searched by binary search instead of an rb-tree; there are no cached
 // extent_state pointers and no GFP masks (allocation never fails); states are garbage collected, not
 // refcounted.
@@ -211,6 +212,49 @@ public sealed class ExtentIoTree
     {
         Sched.Point(SchedPoint.UnlockExtent);
         ClearExtentBit(start, end, ExtentBits.Locked, wake: true, delete: false);
+    }
+
+    /// <summary>
+    /// Emu addition: the locked range [start, end] now belongs to read I/O, whose completion unlocks it (the
+    /// kernel records no owner for EXTENT_LOCKED at all). Drops the locker's record, so that a task that has
+    /// moved on (an O_DIRECT read falling back to buffered reads, a reader waiting for its page) is not taken for
+    /// the holder of a range only its bio will release, and the wait-for graph reports no cycle through it. Locked
+    /// states reaching past the range are split at its edges first. Call before the bio can be submitted.
+    /// </summary>
+    public void ExtentLockHandOffToIo(long start, long end)
+    {
+        lock (Lock)
+        {
+            for (int i = FirstEndingAtOrAfter(start); i < _states.Count; i++)
+            {
+                ExtentState state = _states[i];
+                if (state.Start > end)
+                {
+                    break;
+                }
+
+                if ((state.State & ExtentBits.Locked) == 0 || state.Locker is null)
+                {
+                    continue;
+                }
+
+                if (state.Start < start)
+                {
+                    SplitState(i, start); // the next index holds [start, ...]
+                    continue;
+                }
+
+                if (state.End > end)
+                {
+                    SplitState(i, end + 1);
+                    state = _states[i];
+                }
+
+                EmuTask locker = state.Locker!;
+                Volatile.Write(ref state.Locker, null);
+                HeldLocks.Released(locker, state);
+            }
+        }
     }
 
     /// <summary>set_extent_bit(): sets <paramref name="bits"/> on [start, end] (no exclusive bits).</summary>

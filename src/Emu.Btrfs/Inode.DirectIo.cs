@@ -313,6 +313,10 @@ public static partial class Inode
             bio.BiEndIo = s_endioDirectRead;
             BtrfsIoBio ioBio = DiskIo.BtrfsBioWqEndIo(fsInfo, bio, inode);
             BtrfsLookupBioSums(fsInfo, ioBio, bio);
+
+            // From here the range btrfs_get_blocks_direct kept locked is released by btrfs_endio_direct_read,
+            // not by the reader, which may go on to a buffered fallback: until now, the reader held it.
+            inode.IoTree.ExtentLockHandOffToIo(fileOffset, fileOffset + dioBio.BiSize - 1);
         }
 
         Volumes.BtrfsMapBio(fsInfo, bio);

@@ -45,6 +45,33 @@ public sealed class ExtentIoTreeTests : BtrfsTestBase
     }
 
     [Test]
+    public void ExtentLockHandOffToIo_LeavesTheRangeLockedButHeldByNoTask()
+    {
+        // A read bio owns the range btrfs_get_blocks_direct (or __extent_read_full_page) locked once it is sent:
+        // btrfs_endio_direct_read unlocks it, whatever the reader does meanwhile, so the reader no longer holds it
+        // and a task waiting for it is not waiting for the reader. The rest of a locked state stays the reader's.
+        EmuTask reader = EmuTask.Current!;
+        var tree = new ExtentIoTree(257);
+        tree.LockExtent(0, 12287);
+
+        tree.ExtentLockHandOffToIo(4096, 8191);
+
+        Assert.That(tree.Snapshot(), Is.EqualTo(new[]
+        {
+            new ExtentStateInfo(0, 4095, ExtentBits.Locked, reader),
+            new ExtentStateInfo(4096, 8191, ExtentBits.Locked, null),
+            new ExtentStateInfo(8192, 12287, ExtentBits.Locked, reader),
+        }));
+        Assert.That(HeldLocks.Format(reader), Does.Not.Contain("[4096, 8191]"));
+        Assert.That(HeldLocks.Count(reader), Is.EqualTo(2));
+        Assert.That(tree.TryLockExtent(4096, 8191), Is.False, "still locked until the completion unlocks it");
+
+        tree.UnlockExtent(0, 12287);
+        Assert.That(tree.Snapshot(), Is.Empty);
+        Assert.That(HeldLocks.Count(reader), Is.Zero);
+    }
+
+    [Test]
     public void TryLockExtent_WhenPartLocked_RollsBackAndReturnsFalse()
     {
         var tree = new ExtentIoTree(257);
