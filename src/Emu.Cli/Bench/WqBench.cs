@@ -9,15 +9,7 @@ namespace Emu.Cli.Bench;
 /// <summary>Queue-to-execute throughput of one mechanism over the rounds, and its queue-to-start latency.</summary>
 internal sealed record WqBenchMechanism(string Name, double[] RoundOpsPerSec, LatencyHistogram Latency)
 {
-    public double MedianOpsPerSec
-    {
-        get
-        {
-            double[] sorted = RoundOpsPerSec.Order().ToArray();
-            int mid = sorted.Length / 2;
-            return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-        }
-    }
+    public double MedianOpsPerSec => WqBench.Median(RoundOpsPerSec);
 }
 
 /// <summary>
@@ -26,16 +18,9 @@ internal sealed record WqBenchMechanism(string Name, double[] RoundOpsPerSec, La
 /// </summary>
 internal sealed record WqBenchAlone(double[] QueueWorkNs, double[] WorkersNs)
 {
-    public double MedianQueueWorkNs => Median(QueueWorkNs);
+    public double MedianQueueWorkNs => WqBench.Median(QueueWorkNs);
 
-    public double MedianWorkersNs => Median(WorkersNs);
-
-    private static double Median(double[] values)
-    {
-        double[] sorted = values.Order().ToArray();
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    }
+    public double MedianWorkersNs => WqBench.Median(WorkersNs);
 }
 
 internal sealed record WqBenchResult(int Items, int Rounds, int MaxActive, WqBenchMechanism ThreadPool, WqBenchMechanism EmuUnbound, WqBenchMechanism EmuBound, WqBenchAlone EmuUnboundAlone);
@@ -61,6 +46,14 @@ internal static class WqBench
     private const int TieringQuietMs = 250;
 
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
+
+    /// <summary>The median of per-round values (the mean of the middle two for an even count).</summary>
+    internal static double Median(double[] values)
+    {
+        double[] sorted = values.Order().ToArray();
+        int mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
 
     /// <param name="items">Items per round.</param>
     /// <param name="rounds">Timed rounds per mechanism.</param>
