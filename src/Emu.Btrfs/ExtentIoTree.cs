@@ -109,6 +109,12 @@ public sealed class ExtentState : IWaitResource
     public override string ToString() => Describe();
 }
 
+/// <summary>The range a woken wait_extent_bit() searches again (the detail of SchedPoint.WaitExtentBitWoken).</summary>
+/// <param name="InodeNumber">The inode of the io tree.</param>
+/// <param name="Start">The start of the state it slept on, which may lie before the range it was asked to wait for.</param>
+/// <param name="End">The end of the range asked for (inclusive).</param>
+public sealed record ExtentWaitRange(long InodeNumber, long Start, long End);
+
 /// <summary>A snapshot of one extent state, for tests and reports.</summary>
 /// <param name="Start">First byte.</param>
 /// <param name="End">Last byte (inclusive).</param>
@@ -508,6 +514,10 @@ public sealed class ExtentIoTree
                 try
                 {
                     Sched.Schedule();
+                    if (Sched.PointDetailHooked)
+                    {
+                        Sched.Point(SchedPoint.WaitExtentBitWoken, new ExtentWaitRange(InodeNumber, start, end));
+                    }
                 }
                 finally
                 {

@@ -104,4 +104,11 @@ public enum SchedPoint
     /// before it unlocks the range and decides whether to wait for it.
     /// </summary>
     LockExtentDirectOrdered,
+
+    /// <summary>
+    /// btrfs wait_extent_bit() woke and is about to search its range again, from the start of the state it slept
+    /// on, which may lie before the range it was asked to wait for (detail: the range it will search, a btrfs
+    /// ExtentWaitRange).
+    /// </summary>
+    WaitExtentBitWoken,
 }
