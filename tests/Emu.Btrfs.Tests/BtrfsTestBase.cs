@@ -120,6 +120,14 @@ public abstract class BtrfsTestBase
     }
 
     /// <summary>Writes back and drops every cached page of the file, so the next read comes from disk.</summary>
+    /// <summary>Asserts that <paramref name="expected"/> appears in <paramref name="frames"/> (innermost first) as one unbroken run.</summary>
+    protected static void AssertInOrder(string[] frames, string[] expected)
+    {
+        int at = Array.IndexOf(frames, expected[0]);
+        Assert.That(at, Is.GreaterThanOrEqualTo(0), $"{expected[0]} in {string.Join(", ", frames)}");
+        Assert.That(frames.AsSpan(at, Math.Min(expected.Length, frames.Length - at)).ToArray(), Is.EqualTo(expected), string.Join(", ", frames));
+    }
+
     protected static void DropCache(BtrfsInode inode)
     {
         Assert.That(PageCache.FilemapWriteAndWaitRange(inode.Mapping, 0, long.MaxValue), Is.EqualTo(0));

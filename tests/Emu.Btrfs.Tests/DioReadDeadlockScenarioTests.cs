@@ -123,13 +123,6 @@ public sealed class DioReadDeadlockScenarioTests : BtrfsTestBase
         return s;
     }
 
-    private static void AssertInOrder(string[] frames, string[] expected)
-    {
-        int at = Array.IndexOf(frames, expected[0]);
-        Assert.That(at, Is.GreaterThanOrEqualTo(0), $"{expected[0]} in {string.Join(", ", frames)}");
-        Assert.That(frames.AsSpan(at, Math.Min(expected.Length, frames.Length - at)).ToArray(), Is.EqualTo(expected), string.Join(", ", frames));
-    }
-
     private sealed class Scenario
     {
         public BtrfsInode Inode = null!;

@@ -73,11 +73,4 @@ public sealed class DioWriteDeadlockScenarioTests : BtrfsTestBase
         JoinOk(secondWriter);
         JoinOk(reader);
     }
-
-    private static void AssertInOrder(string[] frames, string[] expected)
-    {
-        int at = Array.IndexOf(frames, expected[0]);
-        Assert.That(at, Is.GreaterThanOrEqualTo(0), $"{expected[0]} in {string.Join(", ", frames)}");
-        Assert.That(frames.AsSpan(at, Math.Min(expected.Length, frames.Length - at)).ToArray(), Is.EqualTo(expected), string.Join(", ", frames));
-    }
 }
