@@ -20,8 +20,9 @@ internal static class StressCommand
         var tasks = new Option<int>("--tasks") { Description = "Data tasks, alternately buffered writers and O_DIRECT readers; a syncer and a snapshotter run besides them, and the flusher writes back in the background.", DefaultValueFactory = _ => 4 };
         var dioWriters = new Option<int>("--dio-writers")
         {
-            Description = "O_DIRECT writers besides --tasks (default 0). With them even v4.6 deadlocks: a DIO read waits for a DIRECT " +
-                          "ordered extent while holding the blocks it mapped, and that extent's btrfs_finish_ordered_io can wait for one of them.",
+            Description = "O_DIRECT writers besides --tasks. With them v4.6 deadlocks too, as the real kernel can (README): a DIO read " +
+                          "waits for a DIRECT ordered extent while holding a block whose bio it has not sent, and that extent's " +
+                          "btrfs_finish_ordered_io can wait for that block.",
             DefaultValueFactory = _ => 0,
         };
         var readers = new Option<int?>("--readers") { Description = "O_DIRECT readers among the data tasks (with --writers: the data tasks are readers + writers)." };

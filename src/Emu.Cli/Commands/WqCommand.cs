@@ -25,7 +25,7 @@ internal static class WqCommand
         var maxActive = new Option<int?>("--max-active") { Description = "max_active of the workqueues; default: the number of CPUs (the thread pool's concurrency); 0: the kernel's default (256)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress display; only the results." };
-        var command = new Command("bench", "Queue-to-execute throughput and latency of empty work items: Emu's unbound and bound workqueues against the .NET thread pool.")
+        var command = new Command("bench", "Queue-to-execute throughput and latency of empty work items: Emu's unbound and bound workqueues against the .NET thread pool; then each side of the unbound workqueue (queue_work, its workers) timed alone.")
         {
             items, rounds, maxActive, json, quiet,
         };
